@@ -1,0 +1,33 @@
+/**
+ * @module The demo application: builds a fastify instance (not listening) from a config.
+ * `bin/` listens and handles signals; tests call buildApp directly.
+ */
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { createKeepsakeContainer, registerErrorReplies, registerZodValidation, sessionPlugin, type KeepsakeConfig } from '../src/index.js';
+import { registerRoutes } from './routes.js';
+import { registerDemoControllers, type DemoCradle } from './wiring.js';
+
+export interface BuildAppOptions {
+  /** fastify's logger option. @default false */
+  logger?: FastifyServerOptions['logger'];
+}
+
+const PUBLIC_DIR = fileURLToPath(new URL('../../app/public/', import.meta.url));
+
+export async function buildApp(config: KeepsakeConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: options.logger ?? false, forceCloseConnections: false });
+  const container = registerDemoControllers(createKeepsakeContainer(config));
+  const cradle: DemoCradle = container.cradle;
+
+  // JSON only: a text/plain body is refused with 415 instead of failing validation.
+  app.removeContentTypeParser('text/plain');
+  registerErrorReplies(app);
+  registerZodValidation(app);
+  await app.register(sessionPlugin, { sessionManager: cradle.sessionManager });
+  await app.register(fastifyStatic, { root: PUBLIC_DIR, index: 'index.html', wildcard: false });
+  registerRoutes(app, cradle);
+  app.addHook('onClose', async () => container.dispose());
+  return app;
+}

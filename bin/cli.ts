@@ -1,0 +1,66 @@
+/**
+ * @module The keepsake CLI: `serve`, `config check` (and the session commands).
+ * Output meant for programs goes to stdout; logs and errors go to stderr.
+ */
+import { parseArgs } from 'node:util';
+import { buildApp } from '../app/build-app.js';
+import { describeConfig, KeepsakeError, loadConfig } from '../src/index.js';
+
+const USAGE = `usage:
+  keepsake serve --config FILE [--host H] [--port P]
+  keepsake config check --config FILE`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string' }, user: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  const [command, subcommand] = positionals;
+  if (values.help || command === undefined) {
+    process.stdout.write(`${USAGE}\n`);
+    return values.help ? 0 : 2;
+  }
+  const configFile = values.config ?? 'config/app.ini';
+  if (command === 'config' && subcommand === 'check') {
+    const config = await loadConfig(configFile);
+    process.stdout.write(`${describeConfig(config)}\n`);
+    process.stderr.write(`${configFile}: valid\n`);
+    return 0;
+  }
+  if (command === 'serve') return serve(configFile, values.host, values.port);
+  process.stderr.write(`unknown command: ${positionals.join(' ')}\n${USAGE}\n`);
+  return 2;
+}
+
+async function serve(configFile: string, host: string | undefined, port: string | undefined): Promise<number> {
+  const config = await loadConfig(configFile);
+  const app = await buildApp(config, { logger: { level: process.env.LOG_LEVEL ?? 'info', stream: process.stderr } as never });
+  const listenPort = port === undefined ? config.server.port : Number(port);
+  const address = await app.listen({ host: host ?? config.server.host, port: listenPort });
+  process.stderr.write(`keepsake listening on ${address}\n`);
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      app.log.info({ signal }, 'shutting down');
+      // Bounded: whatever is still open after shutdown_timeout_ms is cut.
+      setTimeout(() => process.exit(0), config.server.shutdown_timeout_ms).unref();
+      void app.close().then(resolve, resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`keepsake: ${error instanceof KeepsakeError ? error.message : (error as Error)?.stack ?? String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

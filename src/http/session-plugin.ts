@@ -1,0 +1,61 @@
+/**
+ * @module The fastify plugin that makes sessions persist themselves.
+ *
+ * Every request gets an empty slot (no work at all until a controller calls `start`). After the
+ * controller, `onSend` persists the sessions it started and sets the cookie, before the reply
+ * leaves (`persist = before_response`), so the client's next request reads its own writes. A
+ * persist that fails turns the reply into a 503: never a 2xx for data that was not stored.
+ * With `persist = after_response` the write happens in `onResponse` (a failure is logged and
+ * counted; the client already has its reply).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { InternalError, KeepsakeError } from '../errors.js';
+import { kSessionState, type SessionManager } from '../session/session-manager.js';
+import { errorBody } from './error-replies.js';
+
+export interface SessionPluginOptions {
+  sessionManager: SessionManager;
+}
+
+async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPluginOptions): Promise<void> {
+  const afterResponse = sessionManager.config.session.persist === 'after_response';
+  app.decorateRequest(kSessionState, null);
+
+  app.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    const state = sessionManager.stateOf(request);
+    if (state === null) return payload; // the route never started a session: nothing to do
+    if (state.opening !== null) await state.opening.catch(() => undefined);
+    if (!afterResponse && state.session !== null && !state.destroyed) {
+      try {
+        await sessionManager.persist(state.session);
+      } catch (error) {
+        const failure = error instanceof KeepsakeError ? error : new InternalError({ cause: error });
+        request.log.error({ err: error }, 'session persist failed; the reply becomes an error');
+        reply.code(failure.statusCode).header('content-type', 'application/json; charset=utf-8');
+        if ('retryAfterSeconds' in failure) reply.header('retry-after', String(failure.retryAfterSeconds));
+        reply.removeHeader('content-length');
+        return JSON.stringify(errorBody(failure));
+      }
+    }
+    const cookie = sessionManager.outgoingCookie(state);
+    if (cookie !== undefined) reply.header('set-cookie', cookie);
+    return payload;
+  });
+
+  if (afterResponse) {
+    app.addHook('onResponse', async (request: FastifyRequest) => {
+      const state = sessionManager.stateOf(request);
+      if (state?.session == null || state.destroyed) return;
+      try {
+        await sessionManager.persist(state.session);
+      } catch (error) {
+        request.log.error({ err: error }, 'session persist after the response failed (persist = after_response)');
+      }
+    });
+  }
+}
+
+/** Registers keepsake on a fastify app: `await app.register(sessionPlugin, { sessionManager })`. */
+export default fp(sessionPlugin, { name: 'keepsake-session', fastify: '5.x' });
+export { sessionPlugin };

@@ -1,0 +1,20 @@
+/**
+ * @module Route bodies validated by zod, the same library that validates the config.
+ * Routes declare `schema: { body: zodSchema }`; a failure is a 400 `ERR_VALIDATION` naming the field.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { ZodType } from 'zod';
+import { ValidationError } from '../errors.js';
+
+export function registerZodValidation(app: FastifyInstance): void {
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    const zodSchema = schema as ZodType;
+    return (data: unknown) => {
+      const result = zodSchema.safeParse(data);
+      if (result.success) return { value: result.data };
+      const issue = result.error.issues[0]!;
+      const field = issue.path.length === 0 ? (httpPart ?? 'body') : issue.path.join('.');
+      return { error: new ValidationError(`${field}: ${issue.message}`) };
+    };
+  });
+}

@@ -1,0 +1,46 @@
+/**
+ * @module `createKeepsake`: config + container + the fastify plugin, for apps that wire by hand.
+ */
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { loadConfig, validateConfig } from './config/load-config.js';
+import type { KeepsakeConfig, KeepsakeConfigInput } from './config/schema.js';
+import { createKeepsakeContainer, type KeepsakeContainer } from './container/wiring.js';
+import sessionPlugin from './http/session-plugin.js';
+import type { SessionManager } from './session/session-manager.js';
+
+export interface Keepsake {
+  readonly config: KeepsakeConfig;
+  readonly container: KeepsakeContainer;
+  /** The singleton controllers get injected. */
+  readonly sessionManager: SessionManager;
+  /** Register on your fastify app: sessions persist themselves after each controller. */
+  readonly plugin: (app: FastifyInstance) => Promise<void>;
+  /** Drains the Redis pools and disposes every singleton. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds keepsake from an ini file path, a validated config, or options in code.
+ * @example
+ * const keepsake = await createKeepsake('config/app.ini');
+ * const app = Fastify();
+ * await app.register(keepsake.plugin);
+ * app.get('/hello', async (request) => {
+ *   const session = await keepsake.sessionManager.start(request);
+ *   return { name: session.data.get('name') ?? 'stranger' };
+ * });
+ */
+export async function createKeepsake(source: string | KeepsakeConfig | KeepsakeConfigInput = {}): Promise<Keepsake> {
+  const config = typeof source === 'string' ? await loadConfig(source) : 'source' in source ? (source as KeepsakeConfig) : validateConfig(source);
+  const container = createKeepsakeContainer(config);
+  const sessionManager = container.resolve('sessionManager');
+  let closed: Promise<void> | undefined;
+  return {
+    config,
+    container,
+    sessionManager,
+    plugin: fp(async (app: FastifyInstance) => app.register(sessionPlugin, { sessionManager }), { name: 'keepsake', fastify: '5.x' }),
+    close: () => (closed ??= container.dispose()),
+  };
+}

@@ -1,0 +1,178 @@
+/**
+ * @module One named pool of Redis connections: generic-pool over ioredis.
+ *
+ * generic-pool does what it is good at: creating connections lazily up to `max`, validating them
+ * on borrow, evicting dead ones, draining on close. A connection is held only while commands are
+ * being *issued* (synchronously), never while replies are awaited, so concurrent requests share
+ * socket writes through ioredis auto-pipelining (DESIGN.md, "Measured") and a slow controller
+ * can never starve the pool.
+ */
+import { debuglog } from 'node:util';
+import { createPool, type Pool } from 'generic-pool';
+import type { Redis } from 'ioredis';
+import type { PoolConfig } from '../config/schema.js';
+import { SessionStoreUnavailableError } from '../errors.js';
+import { createRedisClient, type RedisClient } from './redis-client-factory.js';
+import { LIBRARY_SOURCE } from './redis-functions.js';
+
+const trace = debuglog('keepsake');
+
+/** Pause after a failed connect so a down Redis is not hammered by back-to-back attempts. */
+const CREATE_FAILURE_PAUSE_MS = 100;
+
+export class RedisPool {
+  readonly name: string;
+  readonly config: PoolConfig;
+  readonly #pool: Pool<RedisClient>;
+
+  constructor(name: string, config: PoolConfig) {
+    this.name = name;
+    this.config = config;
+    this.#pool = createPool<RedisClient>(
+      {
+        create: () => this.#connect(),
+        destroy: async (client) => this.#retire(client),
+        // Healthy is what ioredis says it is: no PING per borrow.
+        validate: async (client) => client.status === 'ready',
+      },
+      {
+        min: config.min,
+        max: config.max,
+        acquireTimeoutMillis: config.acquire_timeout_ms,
+        testOnBorrow: true,
+        // LIFO: the hottest connection is reused, so auto-pipelining batches the most commands.
+        fifo: false,
+        autostart: config.min > 0,
+        evictionRunIntervalMillis: 30_000,
+        idleTimeoutMillis: 300_000,
+      },
+    );
+  }
+
+  /**
+   * Borrows a connection, lets `issue` send its commands, gives the connection back at once and
+   * then waits for the replies. `issue` must send every command synchronously.
+   * @throws SessionStoreUnavailableError when no connection comes within acquire_timeout_ms, or
+   *   Redis fails or does not answer within command_timeout_ms.
+   */
+  async run<T>(issue: (client: RedisClient) => Promise<T>): Promise<T> {
+    let client: RedisClient;
+    try {
+      client = await this.#pool.acquire();
+    } catch (error) {
+      throw new SessionStoreUnavailableError(
+        `Redis pool '${this.name}' had no usable connection within ${this.config.acquire_timeout_ms} ms (redis_connection_pool.${this.name}.acquire_timeout_ms)`,
+        { cause: error },
+      );
+    }
+    let pending: Promise<T>;
+    try {
+      pending = issue(client);
+    } finally {
+      void this.#pool.release(client);
+    }
+    try {
+      return await pending;
+    } catch (error) {
+      throw this.unavailable(error);
+    }
+  }
+
+  /** Wraps a Redis fault in the typed error requests answer 503 with (keeps typed errors as they are). */
+  unavailable(error: unknown): Error {
+    if (error instanceof SessionStoreUnavailableError) return error;
+    const message = (error as Error)?.message ?? String(error);
+    const reason = /timed? ?out/i.test(message)
+      ? `did not answer within ${this.config.command_timeout_ms} ms (redis_connection_pool.${this.name}.command_timeout_ms)`
+      : `failed: ${message}`;
+    return new SessionStoreUnavailableError(`Redis (pool '${this.name}') ${reason}`, { cause: error });
+  }
+
+  /** True when a connection answers PING within the pool's bounds (used by GET /ready). */
+  async ping(): Promise<boolean> {
+    try {
+      return (await this.run((client) => client.ping())) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  /** A new connection outside the pool, for SUBSCRIBE or other exclusive use; the caller closes it. */
+  dedicatedClient(purpose: string): RedisClient {
+    return createRedisClient(this.config, `${this.name}:${purpose}`);
+  }
+
+  /** Loads keepsake's Redis functions on every master (after "Function not found": a restarted Redis, a new master). */
+  async loadFunctions(client?: RedisClient): Promise<void> {
+    if (client === undefined) {
+      await this.run((borrowed) => loadLibrary(borrowed));
+      return;
+    }
+    await loadLibrary(client);
+  }
+
+  get size(): number {
+    return this.#pool.size;
+  }
+  get borrowed(): number {
+    return this.#pool.borrowed;
+  }
+  get pending(): number {
+    return this.#pool.pending;
+  }
+
+  /** Waits for borrowed connections to come back, then closes every connection. */
+  async close(): Promise<void> {
+    await this.#pool.drain();
+    await this.#pool.clear();
+  }
+
+  async #connect(): Promise<RedisClient> {
+    const client = createRedisClient(this.config, this.name);
+    // Silence the default "Unhandled error event" log; failures surface through commands.
+    client.on('error', (error: Error) => trace('pool %s: %s', this.name, error.message));
+    try {
+      await withTimeout(client.connect(), this.config.connect_timeout_ms, 'connect');
+      await loadLibrary(client);
+      // A Redis that restarted has lost the library: load it again before queued commands run.
+      client.on('ready', () => void loadLibrary(client).catch((error: Error) => trace('function load: %s', error.message)));
+      trace('pool %s: connection created', this.name);
+      return client;
+    } catch (error) {
+      client.disconnect();
+      await new Promise((resolve) => setTimeout(resolve, CREATE_FAILURE_PAUSE_MS));
+      throw error;
+    }
+  }
+
+  #retire(client: RedisClient): void {
+    // Commands already issued on it may still be completing after a reconnect; command_timeout_ms
+    // bounds them, so disconnect only after that.
+    if (client.status === 'ready') {
+      void client.quit().catch(() => client.disconnect());
+      return;
+    }
+    setTimeout(() => client.disconnect(), this.config.command_timeout_ms + 50).unref();
+  }
+}
+
+async function loadLibrary(client: RedisClient): Promise<void> {
+  const targets: Redis[] = 'nodes' in client ? client.nodes('master') : [client];
+  await Promise.all(targets.map((node) => node.function('LOAD', 'REPLACE', LIBRARY_SOURCE)));
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}

@@ -1,0 +1,88 @@
+/**
+ * @module The session cookie: `<id>.<signature>` as cookie-signature's `sign(id, secret)` makes it,
+ * URL-encoded. The first secret signs, every secret verifies (rotation).
+ */
+import { sign, unsign } from 'cookie-signature';
+import { stringifySetCookie } from 'cookie';
+import type { SessionConfig } from '../config/schema.js';
+import { isSessionId } from './session-id.js';
+
+/** Longest cookie value worth verifying: an id, a dot, a signature, URL-encoded. */
+const MAX_VALUE_LENGTH = 160;
+
+export interface VerifiedCookie {
+  id: string;
+  /** False when an older secret signed it: the reply re-signs it with the newest. */
+  signedWithCurrentSecret: boolean;
+}
+
+export class CookieCodec {
+  readonly #session: SessionConfig;
+  readonly #secure: boolean;
+  readonly #prefix: string;
+
+  constructor({ config }: { config: { session: SessionConfig } }) {
+    this.#session = config.session;
+    this.#secure = config.session.cookie_secure === 'auto' ? process.env.NODE_ENV === 'production' : config.session.cookie_secure;
+    this.#prefix = `${config.session.cookie_name}=`;
+  }
+
+  get name(): string {
+    return this.#session.cookie_name;
+  }
+
+  /**
+   * Finds the session cookie in a Cookie header and verifies it. Only this one cookie is parsed.
+   * Several cookies of the same name (a parent domain's, a path's) are tried in order.
+   * @returns null for a missing, malformed, oversized or tampered cookie: that is "no session".
+   */
+  read(header: string | undefined): VerifiedCookie | null {
+    if (header === undefined || !header.includes(this.#prefix)) return null;
+    for (const part of header.split(';')) {
+      const pair = part.trim();
+      if (!pair.startsWith(this.#prefix)) continue;
+      const verified = this.#verify(pair.slice(this.#prefix.length));
+      if (verified !== null) return verified;
+    }
+    return null;
+  }
+
+  /** The Set-Cookie value naming session `id`, signed with the newest secret. */
+  serialize(id: string): string {
+    return this.#setCookie(sign(id, this.#session.secrets[0]!), this.#session.cookie_lifespan);
+  }
+
+  /** The Set-Cookie value that removes the cookie (logout). */
+  clear(): string {
+    return this.#setCookie('', 0);
+  }
+
+  #verify(raw: string): VerifiedCookie | null {
+    if (raw.length === 0 || raw.length > MAX_VALUE_LENGTH) return null;
+    let value: string;
+    try {
+      value = decodeURIComponent(raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw);
+    } catch {
+      return null;
+    }
+    const secrets = this.#session.secrets;
+    for (let index = 0; index < secrets.length; index++) {
+      const id = unsign(value, secrets[index]!);
+      if (id !== false && isSessionId(id)) return { id, signedWithCurrentSecret: index === 0 };
+    }
+    return null;
+  }
+
+  #setCookie(value: string, maxAge: number): string {
+    return stringifySetCookie({
+      name: this.#session.cookie_name,
+      value,
+      maxAge,
+      path: this.#session.cookie_path,
+      domain: this.#session.cookie_domain,
+      httpOnly: true,
+      secure: this.#secure,
+      sameSite: this.#session.cookie_same_site,
+    });
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * @module Sessions in Redis: one hash per session, `{key_prefix}{id}`, one field per data key.
+ * A load is one round trip (HGETALL + PEXPIRE in the same tick, auto-pipelined); every write is
+ * one FCALL of the keepsake library, which also publishes the change notice.
+ */
+import { createHash } from 'node:crypto';
+import type { KeepsakeConfig } from '../config/schema.js';
+import { SessionGoneError, SessionTooLargeError } from '../errors.js';
+import type { RedisClient } from '../redis/redis-client-factory.js';
+import { FIELD, WRITE_CONFLICT, WRITE_GONE, WRITE_OK, WRITE_TOO_LARGE } from '../redis/redis-functions.js';
+import type { RedisPool } from '../redis/redis-pool.js';
+import type { RedisPools } from '../redis/redis-pools.js';
+import type { SessionChanges } from './session-data.js';
+import type { SessionMeta } from './session.js';
+
+/** A session as read from Redis. */
+export interface StoredSession {
+  /** Data fields by user key (msgpack bytes, decoded lazily). */
+  readonly data: Map<string, Buffer>;
+  /** Flash values left by the previous request, by key. */
+  readonly flash: Map<string, Buffer>;
+  readonly meta: SessionMeta;
+}
+
+/** Creation metadata, written with the first write of a new session. */
+export interface NewSessionMeta {
+  readonly createdAt: number;
+  readonly anonTag: string;
+}
+
+export interface WriteRequest {
+  /** Present when the session does not exist yet: the write creates it. */
+  readonly create?: NewSessionMeta | undefined;
+  readonly changes: SessionChanges;
+  /** Extra raw fields to set (flash, user binding), already namespaced. */
+  readonly fields?: ReadonlyMap<string, Buffer | string>;
+  /** Extra raw fields to delete, already namespaced. */
+  readonly deleteFields?: readonly string[];
+  /** Compare-and-set: write only if `key` still holds `expected` (undefined = absent). */
+  readonly compare?: { readonly key: string; readonly expected: Buffer | undefined };
+}
+
+export type WriteOutcome = { readonly ok: true } | { readonly ok: false; readonly current: Buffer | undefined };
+
+/** Change notices on `{key_prefix}events`: changed, renamed (regenerate) and destroyed. */
+export type SessionNotice =
+  | { readonly kind: 'changed'; readonly id: string }
+  | { readonly kind: 'renamed'; readonly id: string; readonly to: string }
+  | { readonly kind: 'destroyed'; readonly id: string };
+
+export function encodeNotice(notice: SessionNotice): string {
+  return notice.kind === 'renamed' ? `r:${notice.id}:${notice.to}` : `${notice.kind[0]}:${notice.id}`;
+}
+
+export function decodeNotice(text: string): SessionNotice | null {
+  const [kind, id, to] = text.split(':');
+  if (id === undefined) return null;
+  if (kind === 'c') return { kind: 'changed', id };
+  if (kind === 'd') return { kind: 'destroyed', id };
+  if (kind === 'r' && to !== undefined) return { kind: 'renamed', id, to };
+  return null;
+}
+
+type FcallBuffer = (name: string, numkeys: number, ...args: (string | Buffer | number)[]) => Promise<unknown>;
+
+export class SessionStore {
+  readonly #pool: RedisPool;
+  readonly #prefix: string;
+  readonly #ttlMs: string;
+  readonly #maxBytes: string;
+  /** The pub/sub channel every app node listens on for change notices. */
+  readonly channel: string;
+
+  constructor({ config, redisPools }: { config: KeepsakeConfig; redisPools: RedisPools }) {
+    this.#pool = redisPools.get(config.session.redis_connection_pool);
+    this.#prefix = config.session.key_prefix;
+    this.#ttlMs = String(config.session.cookie_lifespan * 1000);
+    this.#maxBytes = String(config.session.max_session_bytes);
+    this.channel = `${this.#prefix}events`;
+  }
+
+  get pool(): RedisPool {
+    return this.#pool;
+  }
+
+  /** The Redis key of session `id`. */
+  key(id: string): string {
+    return this.#prefix + id;
+  }
+
+  /** Reads a session and refreshes its TTL in the same round trip; null if it does not exist. */
+  async load(id: string): Promise<StoredSession | null> {
+    const key = this.key(id);
+    const hash = await this.#pool.run((client) => {
+      const read = client.hgetallBuffer(key);
+      void client.pexpire(key, this.#ttlMs).catch(() => undefined); // same tick: same write to the socket
+      return read;
+    });
+    return parseHash(hash);
+  }
+
+  /** Reads a session without touching its TTL (the CLI, WebSocket refreshes). */
+  async peek(id: string): Promise<StoredSession | null> {
+    const key = this.key(id);
+    return parseHash(await this.#pool.run((client) => client.hgetallBuffer(key)));
+  }
+
+  /**
+   * Writes changed fields, deletes removed ones and refreshes the TTL in one atomic FCALL, and
+   * tells every node. Without `create`, nothing is written if the session no longer exists.
+   * @throws SessionGoneError, SessionTooLargeError, SessionStoreUnavailableError
+   */
+  async write(id: string, request: WriteRequest): Promise<WriteOutcome> {
+    const args: (string | Buffer)[] = [];
+    const { changes, create, compare } = request;
+    for (const [key, bytes] of changes.sets) args.push(FIELD.data + key, bytes);
+    if (create) args.push(FIELD.created, String(create.createdAt), FIELD.anon, create.anonTag);
+    for (const [field, value] of request.fields ?? []) args.push(field, value);
+    const nset = args.length / 2;
+    for (const key of changes.deletes) args.push(FIELD.data + key);
+    for (const field of request.deleteFields ?? []) args.push(field);
+    const notice = encodeNotice({ kind: 'changed', id });
+    const casField = compare ? FIELD.data + compare.key : '';
+    const casHash = compare?.expected ? sha1(compare.expected) : '';
+    const reply = (await this.#fcall('keepsake_write', [this.key(id)], [
+      this.#ttlMs,
+      create ? '1' : '0',
+      this.#maxBytes,
+      changes.cleared ? '1' : '0',
+      this.channel,
+      notice,
+      casField,
+      casHash,
+      String(nset),
+      ...args,
+    ])) as [number, Buffer | null | number | undefined];
+    switch (reply[0]) {
+      case WRITE_OK:
+        return { ok: true };
+      case WRITE_CONFLICT:
+        return { ok: false, current: Buffer.isBuffer(reply[1]) ? reply[1] : undefined };
+      case WRITE_GONE:
+        throw new SessionGoneError();
+      case WRITE_TOO_LARGE:
+        throw new SessionTooLargeError(Number(reply[1]), Number(this.#maxBytes));
+      default:
+        throw new Error(`unexpected reply from keepsake_write: ${String(reply[0])}`);
+    }
+  }
+
+  /** Moves session `id` to `to` atomically (login). False if `id` no longer exists. */
+  async rename(id: string, to: string): Promise<boolean> {
+    const notice = encodeNotice({ kind: 'renamed', id, to });
+    return (await this.#fcall('keepsake_rename', [this.key(id), this.key(to)], [this.#ttlMs, this.channel, notice])) === 1;
+  }
+
+  /** Deletes session `id` and tells every node (logout). True if it existed. */
+  async destroy(id: string): Promise<boolean> {
+    const notice = encodeNotice({ kind: 'destroyed', id });
+    return (await this.#fcall('keepsake_destroy', [this.key(id)], [this.channel, notice])) === 1;
+  }
+
+  /** Runs a keepsake function; a Redis that lost the library (restart, new master) gets it again, once. */
+  async #fcall(name: string, keys: string[], args: (string | Buffer)[]): Promise<unknown> {
+    const call = (client: RedisClient) => (client as unknown as { fcallBuffer: FcallBuffer }).fcallBuffer(name, keys.length, ...keys, ...args);
+    try {
+      return await this.#pool.run(call);
+    } catch (error) {
+      if (!/function not found/i.test(String((error as Error)?.message))) throw error;
+      await this.#pool.loadFunctions();
+      return this.#pool.run(call);
+    }
+  }
+}
+
+function parseHash(hash: Record<string, Buffer>): StoredSession | null {
+  const created = hash[FIELD.created];
+  if (created === undefined) return null; // no metadata: not a session keepsake created
+  const data = new Map<string, Buffer>();
+  const flash = new Map<string, Buffer>();
+  for (const field in hash) {
+    if (field.startsWith(FIELD.data)) data.set(field.slice(FIELD.data.length), hash[field]!);
+    else if (field.startsWith(FIELD.flash)) flash.set(field.slice(FIELD.flash.length), hash[field]!);
+  }
+  return {
+    data,
+    flash,
+    meta: { createdAt: Number(created.toString()), anonTag: hash[FIELD.anon]?.toString() ?? '', userId: hash[FIELD.user]?.toString() ?? null },
+  };
+}
+
+function sha1(bytes: Buffer): string {
+  return createHash('sha1').update(bytes).digest('hex');
+}

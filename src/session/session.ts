@@ -1,0 +1,82 @@
+/**
+ * @module One visitor's session as a request sees it. No I/O: the manager loads and persists it.
+ */
+import type { SessionData } from './session-data.js';
+
+/** Facts about a session kept beside its data, in fields user keys cannot reach. */
+export interface SessionMeta {
+  /** When the session was created (ms since epoch); absolute_lifespan counts from here. */
+  readonly createdAt: number;
+  /** Random tag of the anonymous user, fixed at creation (`anon-<tag>`). */
+  readonly anonTag: string;
+  /** The user bound by login, or null. */
+  userId: string | null;
+}
+
+export class Session {
+  #id: string;
+  readonly data: SessionData;
+  readonly meta: SessionMeta;
+  /** True until the session exists in the store (it is created by the first persist). */
+  #fresh: boolean;
+
+  constructor(id: string, data: SessionData, meta: SessionMeta, fresh: boolean) {
+    this.#id = id;
+    this.data = data;
+    this.meta = meta;
+    this.#fresh = fresh;
+  }
+
+  /** The session id: what the store keys and the signed cookie carries. */
+  get id(): string {
+    return this.#id;
+  }
+
+  /** True while the session has not been stored yet (created by this request). */
+  get fresh(): boolean {
+    return this.#fresh;
+  }
+
+  /** The user id bound by login, or `anon-<tag>` for an anonymous visitor. */
+  get user(): string {
+    return this.meta.userId ?? `anon-${this.meta.anonTag}`;
+  }
+
+  /** True once a user is bound (login). */
+  get authenticated(): boolean {
+    return this.meta.userId !== null;
+  }
+
+  #userChanged = false;
+
+  /** @internal True when the user binding must be written. */
+  get userChanged(): boolean {
+    return this.#userChanged;
+  }
+
+  /** @internal Binds (or with null, unbinds) a user; written by the next persist. */
+  bindUser(userId: string | null): void {
+    this.meta.userId = userId;
+    this.#userChanged = true;
+  }
+
+  /** @internal */
+  userStored(): void {
+    this.#userChanged = false;
+  }
+
+  /** @internal */
+  markStored(): void {
+    this.#fresh = false;
+  }
+
+  /** @internal The store no longer has it: the next persist creates it again. */
+  markFresh(): void {
+    this.#fresh = true;
+  }
+
+  /** @internal A regenerated session carries its data under a new id. */
+  changeId(id: string): void {
+    this.#id = id;
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * @module Session values to bytes and back with msgpackr (the igbinary of Node).
+ * Deterministic and self-contained (no records, no shared structures): equal values give equal
+ * bytes, which is how changes are detected, and any node or the CLI can decode any field.
+ */
+import { Packr } from 'msgpackr';
+import { SessionValueError } from '../errors.js';
+
+export class ValueCodec {
+  readonly #packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'bigint' });
+
+  /** @throws SessionValueError naming `key` when the value cannot round-trip (functions, symbols). */
+  encode(key: string, value: unknown): Buffer {
+    const unsupported = findUnsupported(value, 0);
+    if (unsupported !== undefined) throw new SessionValueError(key, unsupported);
+    try {
+      return this.#packr.pack(value);
+    } catch (error) {
+      throw new SessionValueError(key, value, { cause: error });
+    }
+  }
+
+  /** Decodes bytes written by `encode`; throws on corrupt bytes (the caller decides what that means). */
+  decode(bytes: Uint8Array): unknown {
+    return this.#packr.unpack(bytes);
+  }
+}
+
+// msgpackr silently turns functions into undefined; refuse them instead of losing data.
+function findUnsupported(value: unknown, depth: number): unknown {
+  if (typeof value === 'function' || typeof value === 'symbol') return value;
+  if (value === null || typeof value !== 'object' || depth > 32 || ArrayBuffer.isView(value)) return undefined;
+  for (const inner of Array.isArray(value) ? value : Object.values(value)) {
+    const found = findUnsupported(inner, depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
