@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { sign } from 'cookie-signature';
+import { validateConfig } from '../../src/index.js';
+import { CookieCodec } from '../../src/session/cookie-codec.js';
+import { isSessionId, newSessionId } from '../../src/session/session-id.js';
+
+const A = 'a'.repeat(32);
+const B = 'b'.repeat(32);
+
+function codec(session: Record<string, unknown> = {}) {
+  return new CookieCodec({ config: validateConfig({ session: { secrets: A, ...session } }) });
+}
+
+function cookieValue(setCookie: string): string {
+  return setCookie.split(';')[0]!.split('=').slice(1).join('=');
+}
+
+test('ids are 256 random bits in base64url', () => {
+  const ids = new Set(Array.from({ length: 1000 }, newSessionId));
+  assert.equal(ids.size, 1000);
+  for (const id of ids) {
+    assert.ok(isSessionId(id));
+    assert.equal(Buffer.from(id, 'base64url').length, 32);
+  }
+});
+
+test('the cookie is <id>.<signature> as cookie-signature signs it, URL-encoded, with the configured attributes', () => {
+  const id = newSessionId();
+  const header = codec({ cookie_domain: 'example.test', cookie_same_site: 'strict', cookie_lifespan: 600 }).serialize(id);
+  assert.equal(decodeURIComponent(cookieValue(header)), sign(id, A));
+  assert.match(header, /^dmsession=/);
+  assert.match(header, /; Max-Age=600/);
+  assert.match(header, /; Path=\//);
+  assert.match(header, /; Domain=example\.test/);
+  assert.match(header, /; HttpOnly/);
+  assert.match(header, /; SameSite=Strict/);
+  assert.doesNotMatch(header, /Secure/);
+  assert.match(codec({ cookie_secure: true }).serialize(id), /; Secure/);
+});
+
+test('a valid cookie is read back; tampered, foreign and malformed ones are no session', () => {
+  const id = newSessionId();
+  const c = codec();
+  const value = cookieValue(c.serialize(id));
+  assert.deepEqual(c.read(`dmsession=${value}`), { id, signedWithCurrentSecret: true });
+  assert.deepEqual(c.read(`other=1; dmsession=${value}; x=2`), { id, signedWithCurrentSecret: true });
+  const signed = sign(id, A);
+  const flipped = signed.slice(0, -1) + (signed.endsWith('A') ? 'B' : 'A');
+  for (const header of [
+    undefined,
+    '',
+    'dmsession=',
+    `dmsession=${encodeURIComponent(flipped)}`,
+    `dmsession=${encodeURIComponent(sign(id, B))}`,
+    `dmsession=${encodeURIComponent(sign('not-an-id', A))}`,
+    `dmsession=${id}`,
+    `dmsession=%E0%A4%A`,
+    `dmsession=${'x'.repeat(10_000)}`,
+    `xdmsession=${value}`,
+  ]) {
+    assert.equal(c.read(header), null, `header ${String(header).slice(0, 60)} must be no session`);
+  }
+});
+
+test('with repeated cookie names the first valid one wins', () => {
+  const id = newSessionId();
+  const c = codec();
+  assert.deepEqual(c.read(`dmsession=garbage; dmsession=${encodeURIComponent(sign(id, A))}`), { id, signedWithCurrentSecret: true });
+});
+
+test('rotation: the first secret signs, every secret verifies, and an old signature is flagged', () => {
+  const id = newSessionId();
+  const rotated = codec({ secrets: `${B},${A}` });
+  assert.deepEqual(rotated.read(`dmsession=${encodeURIComponent(sign(id, A))}`), { id, signedWithCurrentSecret: false });
+  assert.equal(decodeURIComponent(cookieValue(rotated.serialize(id))), sign(id, B));
+});
+
+test('clearing the cookie sends an empty value with Max-Age=0', () => {
+  const header = codec().clear();
+  assert.match(header, /^dmsession=;/);
+  assert.match(header, /Max-Age=0/);
+});
