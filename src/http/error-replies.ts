@@ -14,13 +14,13 @@ export function errorBody(error: KeepsakeError): ErrorBody {
 }
 
 /** Maps any error a route or fastify raised to keepsake's catalog. */
-export function toKeepsakeError(error: FastifyError | Error): KeepsakeError {
+export function toKeepsakeError(error: FastifyError | Error, contentType?: string): KeepsakeError {
   if (error instanceof KeepsakeError) return error;
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) return new ValidationError(fastifyError.message);
   switch (fastifyError.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new UnsupportedMediaTypeError(undefined);
+      return new UnsupportedMediaTypeError(contentType);
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new ValidationError(`request body is not valid JSON: ${fastifyError.message}`);
@@ -37,7 +37,7 @@ export function toKeepsakeError(error: FastifyError | Error): KeepsakeError {
 /** Installs the error and not-found handlers on `app` (and every plugin without its own). */
 export function registerErrorReplies(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const failure = toKeepsakeError(error);
+    const failure = toKeepsakeError(error, request.headers['content-type']);
     if (failure.statusCode >= 500) request.log.error({ err: error }, failure.message);
     if ('retryAfterSeconds' in failure) void reply.header('retry-after', String(failure.retryAfterSeconds));
     return reply.code(failure.statusCode).send(errorBody(failure));
