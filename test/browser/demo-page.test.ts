@@ -10,6 +10,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { buildApp } from '../../app/build-app.js';
 import { loadConfig } from '../../src/config/load-config.js';
@@ -27,11 +28,12 @@ function repoRoot(): string {
 
 const ROOT = repoRoot();
 
-/** Starts the real app on a free port; returns its base URL and how to stop it. */
+/** Starts the real app on a free port; returns its base URL and how to stop it (and drop its keys). */
 async function startApp(): Promise<{ baseUrl: string; close: () => Promise<void> }> {
+  const keyPrefix = `test:browser:${randomBytes(6).toString('hex')}:`;
   const config = await loadConfig(join(ROOT, 'config/app.ini'), {
     overrides: {
-      session: { key_prefix: `test:browser:${randomBytes(6).toString('hex')}:` },
+      session: { key_prefix: keyPrefix },
       // The ini allows origins on port 3000 only; this app listens on a random port, and the
       // browser sends Origin http://127.0.0.1:<port> with the WebSocket handshake.
       server: { ws_allowed_origins: '*' },
@@ -41,7 +43,21 @@ async function startApp(): Promise<{ baseUrl: string; close: () => Promise<void>
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error(`unexpected address ${String(address)}`);
-  return { baseUrl: `http://127.0.0.1:${address.port}`, close: () => app.close() };
+  const close = async () => {
+    await app.close();
+    // Every key has a TTL anyway; don't leave a day's worth of test sessions behind.
+    const pool = config.redis_connection_pool[config.session.redis_connection_pool]!;
+    const redis = new Redis({ host: pool.host, port: pool.port, db: pool.db, lazyConnect: true });
+    try {
+      await redis.connect();
+      const keys: string[] = [];
+      for await (const batch of redis.scanStream({ match: `${keyPrefix}*`, count: 500 })) keys.push(...(batch as string[]));
+      if (keys.length > 0) await redis.del(...keys);
+    } finally {
+      redis.disconnect();
+    }
+  };
+  return { baseUrl: `http://127.0.0.1:${address.port}`, close };
 }
 
 const CHROMIUM = '/usr/bin/chromium';
