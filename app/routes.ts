@@ -9,6 +9,7 @@ export function registerRoutes(app: FastifyInstance, controllers: DemoCradle): v
   const { healthController: health, profileController: profile, basketController: basket, authController: auth } = controllers;
   app.get('/health', () => health.health());
   app.get('/ready', (request, reply) => health.ready(request, reply));
+  app.get('/metrics', async (_request, reply) => reply.type(controllers.metrics.contentType).send(await controllers.metrics.render()));
   app.get('/api/session', (request) => profile.show(request));
   app.put('/api/name', { schema: { body: nameSchema } }, (request) => profile.rename(request as never));
   app.get('/api/basket', (request) => basket.list(request));

@@ -1,7 +1,7 @@
 /**
  * @module The session view every demo route and the WebSocket send: `{user, authenticated, name, basket}`.
  */
-import type { Session } from '../src/index.js';
+import type { ReadOnlySession, ReadOnlySessionData, Session } from '../src/index.js';
 import type { Item } from './schemas.js';
 import './session-values.js';
 
@@ -12,11 +12,14 @@ export interface SessionView {
   basket: Item[];
 }
 
-export function sessionView(session: Session): SessionView {
+/** The view of a request's session, or of the read-only one a WebSocket holds. */
+export function sessionView(session: Session | ReadOnlySession): SessionView {
+  // Both have these reads; the read-only one hands out frozen copies (JSON serializes them alike).
+  const data = session.data as ReadOnlySessionData;
   return {
     user: session.user,
     authenticated: session.authenticated,
-    name: session.data.get('name') ?? null,
-    basket: session.data.get('basket') ?? [],
+    name: data.get('name') ?? null,
+    basket: (data.get('basket') ?? []) as Item[],
   };
 }

@@ -8,12 +8,15 @@ import { AuthController } from './controllers/auth-controller.js';
 import { BasketController } from './controllers/basket-controller.js';
 import { HealthController } from './controllers/health-controller.js';
 import { ProfileController } from './controllers/profile-controller.js';
+import { LiveSocket } from './websocket/live-socket.js';
 
 export interface DemoCradle extends KeepsakeCradle {
   healthController: HealthController;
   profileController: ProfileController;
   basketController: BasketController;
   authController: AuthController;
+  /** The WebSocket controller of `/ws`. */
+  liveSocket: LiveSocket;
 }
 
 export function registerDemoControllers(container: AwilixContainer<KeepsakeCradle>): AwilixContainer<DemoCradle> {
@@ -23,6 +26,7 @@ export function registerDemoControllers(container: AwilixContainer<KeepsakeCradl
     profileController: asFunction(({ sessionManager }: DemoCradle) => new ProfileController(sessionManager)).singleton(),
     basketController: asFunction(({ sessionManager }: DemoCradle) => new BasketController(sessionManager)).singleton(),
     authController: asFunction(({ sessionManager }: DemoCradle) => new AuthController(sessionManager)).singleton(),
+    liveSocket: asFunction(() => new LiveSocket()).singleton(),
   });
   return demo;
 }

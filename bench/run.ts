@@ -235,10 +235,23 @@ interface RedisSnap {
   netOut: number;
   cpuSec: number;
   cmd: Map<string, number>;
+  /** Bytes of the runner's own INFO requests so far, this one included (Redis counts input on read). */
+  ownInCum: number;
+  /** Bytes of the runner's own INFO replies before this one (this reply is sent after the counters were read). */
+  ownOutCumBefore: number;
 }
 
+const INFO_ARGS = ['INFO', 'stats', 'cpu', 'commandstats'];
+const INFO_REQUEST_BYTES = Buffer.byteLength(`*${INFO_ARGS.length}\r\n` + INFO_ARGS.map((a) => `$${a.length}\r\n${a}\r\n`).join(''));
+let ownIn = 0;
+let ownOut = 0;
+
 async function redisSnap(client: Redis): Promise<RedisSnap> {
-  const text = (await client.call('INFO', 'stats', 'cpu', 'commandstats')) as string;
+  const text = (await client.call(INFO_ARGS[0]!, ...INFO_ARGS.slice(1))) as string;
+  ownIn += INFO_REQUEST_BYTES;
+  const ownOutCumBefore = ownOut;
+  const len = Buffer.byteLength(text);
+  ownOut += `$${len}\r\n`.length + len + 2;
   const m = parseInfo(text);
   const cmd = new Map<string, number>();
   for (const [k, v] of m) {
@@ -252,6 +265,8 @@ async function redisSnap(client: Redis): Promise<RedisSnap> {
     netOut: Number(m.get('total_net_output_bytes') ?? 0),
     cpuSec: Number(m.get('used_cpu_sys') ?? 0) + Number(m.get('used_cpu_user') ?? 0),
     cmd,
+    ownInCum: ownIn,
+    ownOutCumBefore,
   };
 }
 
@@ -384,9 +399,12 @@ function runAutocannon(port: number, scenario: Scenario, cookie: string, seconds
   };
   if (scenario.route === '/set') {
     // A new value every request, so every request is a real modification.
-    // (A prebuilt cycle of 256 values: a per-request setupRequest costs autocannon
-    // enough CPU to cap the bare target.)
-    opts.requests = Array.from({ length: 256 }, (_, i) => ({ method: 'GET' as const, path: `/set?k=small&v=${i}` }));
+    // A prebuilt cycle of values would not do: every connection walks it in lockstep,
+    // so many requests would write the value already stored, which express-session
+    // and keepsake rightly skip. setupRequest costs autocannon some CPU per request
+    // (it lowers the bare target's /set numbers by ~15-30%), the same for every target.
+    let n = 0;
+    opts.requests = [{ method: 'GET', setupRequest: (req) => ({ ...req, path: `/set?k=small&v=${++n}` }) }];
   }
   return new Promise((resolve, reject) => {
     autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)));
@@ -445,8 +463,8 @@ async function measure(t: RunningTarget, scenario: Scenario, round: number, redi
     timeouts: result.timeouts,
     cpuMsPerReq: per(cpu1 - cpu0),
     redisCmdsPerReq: per(r1.commands - r0.commands - infoCalls),
-    redisBytesInPerReq: per(r1.netIn - r0.netIn),
-    redisBytesOutPerReq: per(r1.netOut - r0.netOut),
+    redisBytesInPerReq: per(r1.netIn - r0.netIn - (r1.ownInCum - r0.ownInCum)),
+    redisBytesOutPerReq: per(r1.netOut - r0.netOut - (r1.ownOutCumBefore - r0.ownOutCumBefore)),
     redisCpuUsPerReq: per((r1.cpuSec - r0.cpuSec) * 1e6),
     redisCmdMix: mix,
   };
@@ -579,7 +597,7 @@ function renderMarkdown(ctx: {
   out.push(
     `${m.cpus} × ${m.cpuModel}, node ${m.node}, redis ${m.redis}; ${m.rounds} round(s) × ${m.seconds} s per measurement, ` +
       `${m.connections} connections, ${m.warmupSeconds} s warmup per route. Medians over rounds; ratios are req/s ratios ` +
-      `taken within each round, then the median.`,
+      `taken within each round, then the median. Whole run: ${m.elapsedSeconds} s. See bench/README.md for the columns.`,
   );
   out.push('');
   out.push('Targets:');
@@ -622,6 +640,8 @@ function renderMarkdown(ctx: {
   );
   out.push('');
   out.push('## Redis commands per request (median)');
+  out.push('');
+  out.push('From `INFO commandstats`; commands run inside a function or script are counted besides the `fcall`/`evalsha` itself.');
   out.push('');
   const mixScenarios = ['plain', 'read', 'write', 'set@1KB'];
   out.push(

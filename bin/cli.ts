@@ -5,10 +5,12 @@
 import { parseArgs } from 'node:util';
 import { buildApp } from '../app/build-app.js';
 import { describeConfig, KeepsakeError, loadConfig } from '../src/index.js';
+import { runSessionCommand, SESSION_USAGE } from './session-commands.js';
 
 const USAGE = `usage:
   keepsake serve --config FILE [--host H] [--port P]
-  keepsake config check --config FILE`;
+  keepsake config check --config FILE
+${SESSION_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -29,30 +31,36 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'serve') return serve(configFile, values.host, values.port);
+  if (command === 'session') return runSessionCommand(subcommand, positionals.slice(2), { configFile, user: values.user });
   process.stderr.write(`unknown command: ${positionals.join(' ')}\n${USAGE}\n`);
   return 2;
 }
 
 async function serve(configFile: string, host: string | undefined, port: string | undefined): Promise<number> {
+  // Listen for signals first: one that arrives while starting still ends in a clean exit 0.
+  let signalled: (signal: string) => void = () => undefined;
+  const stopRequested = new Promise<string>((resolve) => (signalled = resolve));
+  // `on`, not `once`: a second Ctrl-C must not fall back to the default exit by signal.
+  process.on('SIGTERM', () => signalled('SIGTERM'));
+  process.on('SIGINT', () => signalled('SIGINT'));
+
   const config = await loadConfig(configFile);
   const app = await buildApp(config, { logger: { level: process.env.LOG_LEVEL ?? 'info', stream: process.stderr } as never });
   const listenPort = port === undefined ? config.server.port : Number(port);
   const address = await app.listen({ host: host ?? config.server.host, port: listenPort });
   process.stderr.write(`keepsake listening on ${address}\n`);
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      app.log.info({ signal }, 'shutting down');
-      // Bounded: whatever is still open after shutdown_timeout_ms is cut.
-      setTimeout(() => process.exit(0), config.server.shutdown_timeout_ms).unref();
-      void app.close().then(resolve, resolve);
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  return 0;
+
+  const signal = await stopRequested;
+  app.log.info({ signal }, 'shutting down: no new connections; finishing in-flight requests, closing sockets with 1001, draining the pools');
+  // Bounded: whatever is still open after shutdown_timeout_ms is cut, and the exit is still 0.
+  setTimeout(() => {
+    app.log.warn(`shutdown took longer than server.shutdown_timeout_ms = ${config.server.shutdown_timeout_ms}; exiting anyway`);
+    process.exit(0);
+  }, config.server.shutdown_timeout_ms).unref();
+  await app.close().catch((error: unknown) => app.log.error({ err: error }, 'error while shutting down'));
+  app.log.info('shut down');
+  // Exit now rather than wait for stray timers or sockets of libraries to let the loop drain.
+  process.exit(0);
 }
 
 main(process.argv.slice(2)).then(

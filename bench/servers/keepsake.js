@@ -24,9 +24,16 @@ if (typeof lib.createKeepsake !== 'function') {
   process.exit(2);
 }
 
+// Same footing as the peers: plain-http cookie, a 32+ character secret, library
+// defaults otherwise (persist = before_response, pool max 16 connections).
 const keepsake = await lib.createKeepsake({
-  session: { key_prefix: KEY_PREFIX, cookie_name: 'dmsession' },
-  pools: { default: { host: '127.0.0.1', port: REDIS_PORT } },
+  session: {
+    key_prefix: KEY_PREFIX,
+    cookie_name: 'dmsession',
+    cookie_secure: false,
+    secrets: ['bench-secret-bench-secret-bench-secret-0123456789'],
+  },
+  redis_connection_pool: { default: { host: '127.0.0.1', port: REDIS_PORT } },
 });
 const manager = keepsake.sessionManager;
 

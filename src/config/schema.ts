@@ -33,6 +33,10 @@ const list = z.preprocess(
 const hostPort = z
   .string()
   .regex(/^[^\s:,]+:\d{1,5}$/, 'expected host:port')
+  .refine((value) => {
+    const port = Number(value.slice(value.lastIndexOf(':') + 1));
+    return port >= 1 && port <= 65535;
+  }, 'expected host:port with a port from 1 to 65535')
   .transform((value) => {
     const at = value.lastIndexOf(':');
     return { host: value.slice(0, at), port: Number(value.slice(at + 1)) };

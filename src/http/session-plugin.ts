@@ -44,14 +44,21 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
   });
 
   if (afterResponse) {
+    // The reply is already out, so the server may finish closing before these writes do: close
+    // waits for them (this hook is registered before the app's pool shutdown, so it runs first).
+    const late = new Set<Promise<void>>();
     app.addHook('onResponse', async (request: FastifyRequest) => {
       const state = sessionManager.stateOf(request);
       if (state?.session == null || state.destroyed) return;
-      try {
-        await sessionManager.persist(state.session);
-      } catch (error) {
+      const writing = sessionManager.persist(state.session).catch((error: unknown) => {
         request.log.error({ err: error }, 'session persist after the response failed (persist = after_response)');
-      }
+      });
+      late.add(writing);
+      await writing;
+      late.delete(writing);
+    });
+    app.addHook('onClose', async () => {
+      await Promise.all(late);
     });
   }
 }

@@ -133,7 +133,9 @@ export class RedisPool {
     client.on('error', (error: Error) => trace('pool %s: %s', this.name, error.message));
     try {
       await withTimeout(client.connect(), this.config.connect_timeout_ms, 'connect');
-      await loadLibrary(client);
+      // Not fatal: a Redis out of memory refuses FUNCTION LOAD but still serves reads; a missing
+      // library is loaded again on "Function not found".
+      await loadLibrary(client).catch((error: Error) => trace('pool %s: function load: %s', this.name, error.message));
       // A Redis that restarted has lost the library: load it again before queued commands run.
       client.on('ready', () => void loadLibrary(client).catch((error: Error) => trace('function load: %s', error.message)));
       trace('pool %s: connection created', this.name);

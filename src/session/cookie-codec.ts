@@ -47,9 +47,13 @@ export class CookieCodec {
     return null;
   }
 
-  /** The Set-Cookie value naming session `id`, signed with the newest secret. */
-  serialize(id: string): string {
-    return this.#setCookie(sign(id, this.#session.secrets[0]!), this.#session.cookie_lifespan);
+  /**
+   * The Set-Cookie value naming session `id`, signed with the newest secret. Max-Age is
+   * cookie_lifespan, or `maxAgeSeconds` when shorter (a session near its absolute end).
+   */
+  serialize(id: string, maxAgeSeconds?: number): string {
+    const maxAge = maxAgeSeconds === undefined ? this.#session.cookie_lifespan : Math.max(1, Math.min(this.#session.cookie_lifespan, Math.ceil(maxAgeSeconds)));
+    return this.#setCookie(sign(id, this.#session.secrets[0]!), maxAge);
   }
 
   /** The Set-Cookie value that removes the cookie (logout). */

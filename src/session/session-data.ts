@@ -48,10 +48,14 @@ export class SessionData {
   readonly #deleted = new Set<string>();
   #cleared = false;
 
-  constructor(codec: ValueCodec, stored: Map<string, Buffer>, updater: KeyUpdater) {
+  readonly #onUndecodable: ((key: string, error: unknown) => void) | undefined;
+
+  /** @param onUndecodable told about a key whose stored bytes cannot be decoded (the manager logs it). */
+  constructor(codec: ValueCodec, stored: Map<string, Buffer>, updater: KeyUpdater, onUndecodable?: (key: string, error: unknown) => void) {
     this.#codec = codec;
     this.#stored = stored;
     this.#updater = updater;
+    this.#onUndecodable = onUndecodable;
   }
 
   /** The value of `key`, or undefined. Objects are live: mutate them and the change is persisted. */
@@ -104,13 +108,35 @@ export class SessionData {
   /**
    * Atomic read-modify-write of one key, applied to the store at once: `fn` gets the current
    * value and returns the new one (undefined deletes). If another request changed the key
-   * meanwhile, `fn` runs again on the fresh value, so concurrent updates all survive.
+   * meanwhile, `fn` runs again on the fresh value, so concurrent updates all survive. After this
+   * request's own put/delete/clear/mutation of `key`, `fn` extends that pending change instead
+   * (written by the persist, last writer wins). See docs/concurrency.md.
    * @returns the value stored.
    * @example const items = await session.data.update('basket', (items = []) => [...items, item]);
    */
   update<K extends SessionKey>(key: K, fn: (current: SessionValue<K> | undefined) => SessionValue<K> | undefined): Promise<SessionValue<K> | undefined> {
     checkKey(key);
+    if (this.#pendingChange(key)) return this.#updateLocally(key, fn);
     return this.#updater(key, fn as (current: unknown) => unknown) as Promise<SessionValue<K> | undefined>;
+  }
+
+  /**
+   * This request already changed `key` (put, delete, clear, nested mutation) and has not persisted
+   * it: `fn` extends that change, which stays last-writer-wins and is written with the others.
+   */
+  async #updateLocally<K extends SessionKey>(key: K, fn: (current: SessionValue<K> | undefined) => SessionValue<K> | undefined): Promise<SessionValue<K> | undefined> {
+    const local = this.#values.get(key);
+    // fn gets a copy, as on the store path: a throwing fn leaves the pending value untouched.
+    const current = local === undefined ? undefined : this.#codec.decode(this.#codec.encode(key, local));
+    this.put(key, (await fn(current as SessionValue<K> | undefined)) as SessionValue<K>);
+    return this.get(key);
+  }
+
+  /** True when the persist would write or remove `key` (compares bytes for values handed out). */
+  #pendingChange(key: string): boolean {
+    if (this.#cleared || this.#deleted.has(key)) return true;
+    if (!this.#maybeChanged.has(key)) return false;
+    return !equalBytes(this.#stored.get(key), this.#codec.encode(key, this.#values.get(key)));
   }
 
   /** Every key that has a value. */
@@ -163,6 +189,7 @@ export class SessionData {
 
   /** @internal Records the result of an update that was applied to the store. */
   applyUpdate(key: string, bytes: Buffer | undefined, value: unknown): void {
+    if (this.#cleared) return; // a clear() made meanwhile removes it again at persist
     this.#deleted.delete(key);
     if (bytes === undefined) {
       this.#stored.delete(key);
@@ -182,6 +209,7 @@ export class SessionData {
       return this.#codec.decode(bytes);
     } catch (error) {
       trace('session key %s holds undecodable bytes, treated as absent: %s', key, (error as Error).message);
+      this.#onUndecodable?.(key, error);
       this.#stored.delete(key);
       return undefined;
     }

@@ -6,14 +6,17 @@
  */
 import type { KeepsakeConfig } from '../config/schema.js';
 import { SessionPluginMissingError } from '../errors.js';
+import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import type { CookieCodec } from './cookie-codec.js';
 import { newAnonymousTag, newSessionId } from './session-id.js';
 import { SessionData } from './session-data.js';
+import { SessionFlash } from './session-flash.js';
 import { silentObserver, type SessionObserver } from './session-observer.js';
 import { Session, type SessionMeta } from './session.js';
 import { FIELD } from '../redis/redis-functions.js';
 import type { SessionStore, StoredSession } from './session-store.js';
 import type { SessionUpdater } from './session-updater.js';
+import { UserIndex } from './user-index.js';
 import type { ValueCodec } from './value-codec.js';
 
 /** The per-request slot the keepsake plugin decorates every request with. */
@@ -40,6 +43,10 @@ export interface SessionManagerDeps {
   valueCodec: ValueCodec;
   sessionUpdater: SessionUpdater;
   sessionObserver?: SessionObserver;
+  /** Which sessions each user is logged in with. @default one over sessionStore */
+  userIndex?: UserIndex;
+  /** Where corrupt stored bytes and rejected cookies are reported. @default consoleLogger */
+  logger?: KeepsakeLogger;
 }
 
 export class SessionManager {
@@ -49,6 +56,8 @@ export class SessionManager {
   readonly #codec: ValueCodec;
   readonly #updater: SessionUpdater;
   readonly #observer: SessionObserver;
+  readonly #users: UserIndex;
+  readonly #logger: KeepsakeLogger;
 
   constructor(deps: SessionManagerDeps) {
     this.#config = deps.config;
@@ -57,6 +66,8 @@ export class SessionManager {
     this.#codec = deps.valueCodec;
     this.#updater = deps.sessionUpdater;
     this.#observer = deps.sessionObserver ?? silentObserver;
+    this.#users = deps.userIndex ?? new UserIndex({ config: deps.config, sessionStore: deps.sessionStore });
+    this.#logger = deps.logger ?? consoleLogger;
   }
 
   /**
@@ -107,14 +118,22 @@ export class SessionManager {
     const changes = session.data.changes();
     const empty = !changes.cleared && changes.sets.size === 0 && changes.deletes.length === 0;
     const user = session.userChanged ? session.meta.userId : undefined;
-    if (empty && !session.fresh && user === undefined) return; // unchanged: the load refreshed the TTL
+    const flashes = session.flashes.changed ? session.flashes.changes() : undefined;
+    if (empty && !session.fresh && user === undefined && flashes === undefined) return; // unchanged: the load refreshed the TTL
+    const fields = new Map<string, Buffer | string>();
+    const deleteFields: string[] = [];
+    if (typeof user === 'string') fields.set(FIELD.user, user);
+    if (user === null) deleteFields.push(FIELD.user);
+    for (const [key, bytes] of flashes?.sets ?? []) fields.set(FIELD.flash + key, bytes);
+    for (const key of flashes?.deletes ?? []) deleteFields.push(FIELD.flash + key);
     const began = performance.now();
     try {
       await this.#store.write(session.id, {
         create: session.fresh ? { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag } : undefined,
+        createdAt: session.meta.createdAt,
         changes,
-        fields: typeof user === 'string' ? new Map([[FIELD.user, user]]) : undefined,
-        deleteFields: user === null ? [FIELD.user] : undefined,
+        fields: fields.size > 0 ? fields : undefined,
+        deleteFields: deleteFields.length > 0 ? deleteFields : undefined,
       });
     } catch (error) {
       this.#observer.persistFailed(error);
@@ -123,6 +142,7 @@ export class SessionManager {
     session.markStored();
     session.data.commit(changes);
     session.userStored();
+    if (flashes !== undefined) session.flashes.commit(flashes);
     this.#observer.persisted(performance.now() - began);
   }
 
@@ -134,14 +154,22 @@ export class SessionManager {
   async regenerate(request: SessionRequest, options: { userId?: string } = {}): Promise<Session> {
     const session = await this.start(request);
     const state = this.#state(request);
-    const id = newSessionId();
-    if (!session.fresh && !(await this.#store.rename(session.id, id))) {
+    const previous = { id: session.id, userId: session.meta.userId, stored: !session.fresh };
+    const id = session.fresh ? newSessionId() : this.#store.successorId(session.id);
+    if (!session.fresh && !(await this.#store.rename(session.id, id, session.meta.createdAt))) {
       // Ended meanwhile (logout elsewhere, expiry): what this request holds becomes a new session.
       session.markFresh();
     }
     session.changeId(id);
     if (options.userId !== undefined) session.bindUser(options.userId);
     state.cookie = 'set';
+    // The index first: a session bound to a user but missing from the index would survive
+    // "log out everywhere"; an index entry without its session is only pruned later.
+    const userId = session.meta.userId;
+    await Promise.all([
+      previous.userId !== null && previous.stored ? this.#users.remove(previous.userId, previous.id) : undefined,
+      userId !== null ? this.#users.add(userId, id, session.meta.createdAt) : undefined,
+    ]);
     await this.persist(session);
     return session;
   }
@@ -155,13 +183,46 @@ export class SessionManager {
     const session = state.session ?? (await this.restore(request));
     state.destroyed = true;
     state.cookie = 'clear';
-    if (session !== null && !session.fresh) await this.#store.destroy(session.id);
+    if (session === null || session.fresh) return;
+    const userId = session.meta.userId;
+    await Promise.all([this.#store.destroy(session.id), userId !== null ? this.#users.remove(userId, session.id) : undefined]);
+  }
+
+  /**
+   * Log out everywhere: ends every session `userId` is logged in with. Each one is destroyed on
+   * its own (one key each, Redis Cluster safe) and every app node is told, so their sockets close
+   * with 4401. A login racing with this call may survive it.
+   * @returns how many sessions ended.
+   * @example await sessions.destroyUser('alice'); // after a password change
+   */
+  async destroyUser(userId: string): Promise<number> {
+    const ids = await this.#users.members(userId);
+    const ended = await Promise.all(ids.map((id) => this.#store.destroy(id)));
+    await this.#users.remove(userId, ...ids);
+    return ended.filter(Boolean).length;
+  }
+
+  /**
+   * Ends session `id` (the CLI, an admin screen): its cookie stops working and every node closes
+   * its sockets with 4401. False when the store has no such session.
+   */
+  async destroyById(id: string): Promise<boolean> {
+    const stored = await this.#store.peek(id);
+    if (stored === null) return false;
+    const userId = stored.meta.userId;
+    const [existed] = await Promise.all([this.#store.destroy(id), userId !== null ? this.#users.remove(userId, id) : undefined]);
+    return existed;
+  }
+
+  /** The ids of the sessions `userId` is logged in with now (ids of ended sessions are pruned). */
+  userSessions(userId: string): Promise<string[]> {
+    return this.#users.list(userId);
   }
 
   /** @internal The Set-Cookie header the reply must carry, if any. */
   outgoingCookie(state: RequestSessionState): string | undefined {
     if (state.cookie === 'clear') return this.#cookies.clear();
-    if (state.cookie === 'set' && state.session !== null) return this.#cookies.serialize(state.session.id);
+    if (state.cookie === 'set' && state.session !== null) return this.#cookies.serialize(state.session.id, this.#secondsLeft(state.session));
     return undefined;
   }
 
@@ -186,7 +247,11 @@ export class SessionManager {
       if (stored !== null) {
         session = this.#materialize(cookie.id, stored, false);
         if (!cookie.signedWithCurrentSecret || this.#cookieAgeing(session)) state.cookie = 'set';
+      } else {
+        this.#logger.debug({}, 'session cookie names no stored session (ended or expired); starting a new one');
       }
+    } else if (request.headers.cookie?.includes(`${this.#cookies.name}=`)) {
+      this.#logger.debug({}, 'session cookie rejected (malformed, oversized, tampered or signed with an unknown secret); starting a new one');
     }
     if (session === null) {
       // Ids the store does not know are never adopted (no fixation): a new id every time.
@@ -205,22 +270,34 @@ export class SessionManager {
     if (stored === null) return null;
     const absolute = this.#config.session.absolute_lifespan;
     if (absolute > 0 && Date.now() - stored.meta.createdAt >= absolute * 1000) {
-      await this.#store.destroy(id);
+      const userId = stored.meta.userId;
+      await Promise.all([this.#store.destroy(id), userId !== null ? this.#users.remove(userId, id) : undefined]);
       return null;
     }
+    if (stored.meta.userId !== null) this.#users.touch(stored.meta.userId);
     return stored;
   }
 
   #materialize(id: string, stored: StoredSession, fresh: boolean): Session {
-    return this.#create(id, { ...stored.meta }, stored.data, fresh);
+    return this.#create(id, { ...stored.meta }, stored.data, fresh, stored.flash);
   }
 
   // Session and its data point at each other through update(); wire them once here.
-  #create(id: string, meta: SessionMeta, stored: Map<string, Buffer>, fresh: boolean): Session {
+  #create(id: string, meta: SessionMeta, stored: Map<string, Buffer>, fresh: boolean, flash = new Map<string, Buffer>()): Session {
     let session: Session | undefined;
-    const data = new SessionData(this.#codec, stored, (key, fn) => this.#updater.update(session!, key, fn));
-    session = new Session(id, data, meta, fresh);
+    // Corrupt bytes in one field cost that key only; the rest of the session survives. The id
+    // is a credential: the log names the user instead.
+    const onUndecodable = (key: string, error: unknown) =>
+      this.#logger.warn({ key, user: session?.user, err: error }, 'session value holds undecodable bytes; treated as absent');
+    const data = new SessionData(this.#codec, stored, (key, fn) => this.#updater.update(session!, key, fn), onUndecodable);
+    session = new Session(id, data, meta, fresh, new SessionFlash(this.#codec, flash, onUndecodable));
     return session;
+  }
+
+  /** Seconds until the absolute end of `session`, when absolute_lifespan is set: the cookie's Max-Age cap. */
+  #secondsLeft(session: Session): number | undefined {
+    const absolute = this.#config.session.absolute_lifespan;
+    return absolute > 0 ? (session.meta.createdAt + absolute * 1000 - Date.now()) / 1000 : undefined;
   }
 
   /** Re-send the cookie once past half its lifespan, so Max-Age keeps pace with the rolling TTL. */

@@ -6,11 +6,13 @@
 import { createHash } from 'node:crypto';
 import type { KeepsakeConfig } from '../config/schema.js';
 import { SessionGoneError, SessionTooLargeError } from '../errors.js';
+import { keySlot } from '../redis/cluster-slot.js';
 import type { RedisClient } from '../redis/redis-client-factory.js';
 import { FIELD, WRITE_CONFLICT, WRITE_GONE, WRITE_OK, WRITE_TOO_LARGE } from '../redis/redis-functions.js';
 import type { RedisPool } from '../redis/redis-pool.js';
 import type { RedisPools } from '../redis/redis-pools.js';
 import type { SessionChanges } from './session-data.js';
+import { newSessionId, newSessionIdInSlot } from './session-id.js';
 import type { SessionMeta } from './session.js';
 
 /** A session as read from Redis. */
@@ -36,6 +38,8 @@ export interface WriteRequest {
   readonly fields?: ReadonlyMap<string, Buffer | string>;
   /** Extra raw fields to delete, already namespaced. */
   readonly deleteFields?: readonly string[];
+  /** When the session was created (`m:c`): its TTL never runs past its absolute end. */
+  readonly createdAt?: number | undefined;
   /** Compare-and-set: write only if `key` still holds `expected` (undefined = absent). */
   readonly compare?: { readonly key: string; readonly expected: Buffer | undefined };
 }
@@ -67,6 +71,7 @@ export class SessionStore {
   readonly #pool: RedisPool;
   readonly #prefix: string;
   readonly #ttlMs: string;
+  readonly #absoluteMs: number;
   readonly #maxBytes: string;
   /** The pub/sub channel every app node listens on for change notices. */
   readonly channel: string;
@@ -75,6 +80,7 @@ export class SessionStore {
     this.#pool = redisPools.get(config.session.redis_connection_pool);
     this.#prefix = config.session.key_prefix;
     this.#ttlMs = String(config.session.cookie_lifespan * 1000);
+    this.#absoluteMs = config.session.absolute_lifespan * 1000;
     this.#maxBytes = String(config.session.max_session_bytes);
     this.channel = `${this.#prefix}events`;
   }
@@ -96,7 +102,30 @@ export class SessionStore {
       void client.pexpire(key, this.#ttlMs).catch(() => undefined); // same tick: same write to the socket
       return read;
     });
-    return parseHash(hash);
+    const stored = parseHash(hash);
+    // The refresh above is blind to m:c: near the absolute end, pull the expiry back to it, so no
+    // key outlives absolute_lifespan (only in a session's last cookie_lifespan, and not waited for).
+    if (stored !== null && this.#absoluteMs > 0) {
+      const end = stored.meta.createdAt + this.#absoluteMs;
+      if (end < Date.now() + Number(this.#ttlMs)) void this.#pool.run((client) => client.pexpireat(key, end, 'LT')).catch(() => undefined);
+    }
+    return stored;
+  }
+
+  /**
+   * The TTL (ms) a write gives a session created at `createdAt`: cookie_lifespan, cut short so it
+   * never runs past the absolute end (absolute_lifespan after creation).
+   */
+  ttlMs(createdAt?: number): string {
+    if (createdAt === undefined || this.#absoluteMs === 0) return this.#ttlMs;
+    const left = createdAt + this.#absoluteMs - Date.now();
+    return left < Number(this.#ttlMs) ? String(Math.max(1, left)) : this.#ttlMs;
+  }
+
+  /** The stored bytes of one data key (update() re-checking a value before answering without a write). */
+  async readData(id: string, key: string): Promise<Buffer | undefined> {
+    const hash = this.key(id);
+    return (await this.#pool.run((client) => client.hgetBuffer(hash, FIELD.data + key))) ?? undefined;
   }
 
   /** Reads a session without touching its TTL (the CLI, WebSocket refreshes). */
@@ -123,7 +152,7 @@ export class SessionStore {
     const casField = compare ? FIELD.data + compare.key : '';
     const casHash = compare?.expected ? sha1(compare.expected) : '';
     const reply = (await this.#fcall('keepsake_write', [this.key(id)], [
-      this.#ttlMs,
+      this.ttlMs(request.createdAt ?? create?.createdAt),
       create ? '1' : '0',
       this.#maxBytes,
       changes.cleared ? '1' : '0',
@@ -148,10 +177,18 @@ export class SessionStore {
     }
   }
 
-  /** Moves session `id` to `to` atomically (login). False if `id` no longer exists. */
-  async rename(id: string, to: string): Promise<boolean> {
+  /**
+   * A new id session `id` can be renamed to in one atomic step. On a Redis Cluster both keys of
+   * RENAME must share a hash slot, so the new id is picked to land in the old key's slot.
+   */
+  successorId(id: string): string {
+    return this.#pool.config.cluster ? newSessionIdInSlot(this.#prefix, keySlot(this.key(id))) : newSessionId();
+  }
+
+  /** Moves session `id` to `to` atomically (login; `to` from successorId). False if `id` no longer exists. */
+  async rename(id: string, to: string, createdAt?: number): Promise<boolean> {
     const notice = encodeNotice({ kind: 'renamed', id, to });
-    return (await this.#fcall('keepsake_rename', [this.key(id), this.key(to)], [this.#ttlMs, this.channel, notice])) === 1;
+    return (await this.#fcall('keepsake_rename', [this.key(id), this.key(to)], [this.ttlMs(createdAt), this.channel, notice])) === 1;
   }
 
   /** Deletes session `id` and tells every node (logout). True if it existed. */

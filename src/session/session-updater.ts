@@ -54,27 +54,67 @@ export class SessionUpdater {
   async #apply(session: Session, key: string, fn: (current: unknown) => unknown, chain: Chain): Promise<unknown> {
     const deadline = Date.now() + this.#budgetMs;
     let expected = chain.latest !== undefined ? chain.latest ?? undefined : session.data.storedBytes(key);
+    // Bytes from the load or an earlier update may be stale. A write proves them by its
+    // compare-and-set; an answer without a write (fn threw, or changed nothing) reads them
+    // again first, so fn's verdict is always on a value current during this call.
+    let confirmed = session.fresh; // nobody else knows a fresh session's id
     for (let attempt = 1; ; attempt++) {
       // fn always gets a fresh copy: it may mutate its argument without touching what we compare.
-      const current = expected === undefined ? undefined : this.#codec.decode(expected);
-      const next = await fn(current);
+      const current = expected === undefined ? undefined : decodeOrAbsent(this.#codec, expected);
+      let next: unknown;
+      try {
+        next = await fn(current);
+      } catch (error) {
+        if (confirmed) throw error;
+        confirmed = true;
+        const fresh = await this.#store.readData(session.id, key);
+        if (sameBytes(fresh, expected)) throw error;
+        expected = fresh;
+        chain.latest = expected ?? null;
+        continue;
+      }
       const bytes = next === undefined ? undefined : this.#codec.encode(key, next);
-      if (!session.fresh && sameBytes(bytes, expected)) return next;
+      if (!session.fresh && sameBytes(bytes, expected)) {
+        if (!confirmed) {
+          confirmed = true;
+          const fresh = await this.#store.readData(session.id, key);
+          if (!sameBytes(fresh, expected)) {
+            expected = fresh;
+            chain.latest = expected ?? null;
+            continue;
+          }
+        }
+        const stored = expected === undefined ? undefined : decodeOrAbsent(this.#codec, expected);
+        if (stored !== undefined || expected === undefined) session.data.applyUpdate(key, expected, stored);
+        return stored === undefined ? undefined : session.data.get(key as never) ?? stored;
+      }
       const outcome = await this.#store.write(session.id, {
         create: session.fresh ? { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag } : undefined,
+        createdAt: session.meta.createdAt,
         changes: bytes === undefined ? { ...NO_CHANGES, deletes: [key] } : { ...NO_CHANGES, sets: new Map([[key, bytes]]) },
         compare: { key, expected },
       });
       if (outcome.ok) {
         session.markStored();
         chain.latest = bytes ?? null;
-        session.data.applyUpdate(key, bytes, next === undefined ? undefined : this.#codec.decode(bytes!));
-        return session.data.get(key as never);
+        const stored = bytes === undefined ? undefined : this.#codec.decode(bytes);
+        session.data.applyUpdate(key, bytes, stored);
+        return session.data.get(key as never) ?? stored;
       }
+      confirmed = true; // the conflict reply is the value stored at that moment
       expected = outcome.current;
       chain.latest = expected ?? null;
       if (Date.now() >= deadline) throw new SessionConflictError(key, attempt);
     }
+  }
+}
+
+/** Undecodable bytes in the store count as an absent value (the compare-and-set still checks them). */
+function decodeOrAbsent(codec: ValueCodec, bytes: Buffer): unknown {
+  try {
+    return codec.decode(bytes);
+  } catch {
+    return undefined;
   }
 }
 

@@ -2,6 +2,7 @@
  * @module One visitor's session as a request sees it. No I/O: the manager loads and persists it.
  */
 import type { SessionData } from './session-data.js';
+import { SessionFlash } from './session-flash.js';
 
 /** Facts about a session kept beside its data, in fields user keys cannot reach. */
 export interface SessionMeta {
@@ -20,11 +21,29 @@ export class Session {
   /** True until the session exists in the store (it is created by the first persist). */
   #fresh: boolean;
 
-  constructor(id: string, data: SessionData, meta: SessionMeta, fresh: boolean) {
+  /** @internal Flash values: received from the previous request, and left for the next. */
+  readonly flashes: SessionFlash;
+
+  constructor(id: string, data: SessionData, meta: SessionMeta, fresh: boolean, flashes: SessionFlash = new SessionFlash()) {
     this.#id = id;
     this.data = data;
     this.meta = meta;
     this.#fresh = fresh;
+    this.flashes = flashes;
+  }
+
+  /**
+   * Leaves `value` for the next request that starts this session (a message shown after a
+   * redirect); it is gone after that request, read or not. `undefined` takes it back.
+   * @example session.flash('notice', 'Saved'); // next request: session.flashed('notice') === 'Saved'
+   */
+  flash(key: string, value: unknown): void {
+    this.flashes.set(key, value);
+  }
+
+  /** The value the previous request flashed under `key`, or undefined. */
+  flashed<T = unknown>(key: string): T | undefined {
+    return this.flashes.get(key) as T | undefined;
   }
 
   /** The session id: what the store keys and the signed cookie carries. */

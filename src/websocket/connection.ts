@@ -1,0 +1,63 @@
+/**
+ * @module One open WebSocket as a controller sees it: the read-only live session, the user,
+ * send and close.
+ */
+import WebSocket from 'ws';
+import type { ReadOnlySession } from './read-only-session.js';
+import type { WebSocketController } from './websocket-controller.js';
+
+/** Close code for a socket whose session ended (logout, CLI destroy): "unauthorized", as HTTP 401. */
+export const CLOSE_SESSION_ENDED = 4401;
+/** Close code when the server shuts down (RFC 6455 "going away"). */
+export const CLOSE_GOING_AWAY = 1001;
+
+let nextId = 0;
+
+export class Connection {
+  /** A number unique to this connection on this node. */
+  readonly id = ++nextId;
+  /** The handshake cookie's session, read-only; it stays current while the socket is open. */
+  readonly session: ReadOnlySession;
+  /** @internal */
+  readonly socket: WebSocket;
+  /** @internal */
+  readonly controller: WebSocketController;
+
+  constructor(socket: WebSocket, session: ReadOnlySession, controller: WebSocketController) {
+    this.socket = socket;
+    this.session = session;
+    this.controller = controller;
+  }
+
+  /** The session's user (login name, or `anon-…`). */
+  get user(): string {
+    return this.session.user;
+  }
+
+  /** True while messages can be sent. */
+  get open(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  /**
+   * Sends `value`: a string as a text frame, a Buffer or typed array as a binary frame, anything
+   * else as JSON text. Dropped (returns false) once the socket is closing.
+   */
+  send(value: unknown): boolean {
+    if (!this.open) return false;
+    if (typeof value === 'string' || Buffer.isBuffer(value) || value instanceof Uint8Array) this.socket.send(value);
+    else this.socket.send(JSON.stringify(value));
+    return true;
+  }
+
+  /** Starts the closing handshake with `code` (1000 or 3000–4999) and a short `reason`. */
+  close(code = 1000, reason = ''): void {
+    if (this.socket.readyState === WebSocket.CLOSING || this.socket.readyState === WebSocket.CLOSED) return;
+    this.socket.close(code, reason);
+  }
+
+  /** @internal Cuts the TCP connection without a closing handshake (shutdown stragglers). */
+  terminate(): void {
+    this.socket.terminate();
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * @module Keeps every socket's read-only session current on this node.
+ *
+ * A handshake restores the cookie's session (never creates one: one Redis round trip). After
+ * that, the node's notice subscriber says when a session changed, was renamed by a login or was
+ * destroyed, on any node: a session with sockets here is re-read once per notice (bursts
+ * coalesce into one read at a time), the new data shown to all its sockets and the controller's
+ * `onSessionChange` fired; a login's new id is followed; a destroy closes the sockets with 4401.
+ * After the subscriber reconnects, every session with sockets here is re-read.
+ */
+import { debuglog } from 'node:util';
+import WebSocket from 'ws';
+import type { KeepsakeConfig } from '../config/schema.js';
+import type { CookieCodec } from '../session/cookie-codec.js';
+import { newAnonymousTag } from '../session/session-id.js';
+import type { SessionManager } from '../session/session-manager.js';
+import type { SessionNotice } from '../session/session-store.js';
+import type { Session } from '../session/session.js';
+import type { ValueCodec } from '../session/value-codec.js';
+import { CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, Connection } from './connection.js';
+import type { ConnectionRegistry, SessionSockets } from './connection-registry.js';
+import { emptyReadOnlySession, readOnlySession } from './read-only-session.js';
+import type { NoticeListener, SessionNotices, UserNotice } from './session-notices.js';
+import type { WebSocketController } from './websocket-controller.js';
+
+const trace = debuglog('keepsake');
+
+/** Close code when a hook failed and the controller has no onError (RFC 6455 "internal error"). */
+const CLOSE_INTERNAL_ERROR = 1011;
+
+/** What the handshake read before the upgrade, handed to `open` once the socket exists. */
+export interface Handshake {
+  /** The cookie's session, or null (no valid cookie, or a session the store no longer has). */
+  readonly session: Session | null;
+  /** The subscriber's epoch before the read: if it changed, notices may have been missed. */
+  readonly epoch: number;
+  /** Stops recording notices for the session; returns those that came during the handshake. */
+  release(): SessionNotice[];
+}
+
+export interface LiveSessionsDeps {
+  config: KeepsakeConfig;
+  sessionManager: SessionManager;
+  cookieCodec: CookieCodec;
+  valueCodec: ValueCodec;
+  connectionRegistry: ConnectionRegistry;
+  sessionNotices: SessionNotices;
+}
+
+type Hook = 'onOpen' | 'onMessage' | 'onClose' | 'onError' | 'onSessionChange';
+
+export class LiveSessions implements NoticeListener {
+  readonly config: KeepsakeConfig;
+  readonly #sessions: SessionManager;
+  readonly #cookies: CookieCodec;
+  readonly #codec: ValueCodec;
+  readonly #registry: ConnectionRegistry;
+  readonly #notices: SessionNotices;
+  /** Notices for sessions whose handshake is under way, so none is lost before the socket is registered. */
+  readonly #pending = new Map<string, { count: number; notices: SessionNotice[] }>();
+  /** The hooks still running per connection (only while one is async): hooks run one at a time, in order. */
+  readonly #running = new WeakMap<Connection, Promise<void>>();
+  /** What each session's sockets were last shown, to tell a real change from a re-read. */
+  readonly #shown = new WeakMap<SessionSockets, Buffer>();
+  #closing = false;
+
+  constructor(deps: LiveSessionsDeps) {
+    this.config = deps.config;
+    this.#sessions = deps.sessionManager;
+    this.#cookies = deps.cookieCodec;
+    this.#codec = deps.valueCodec;
+    this.#registry = deps.connectionRegistry;
+    this.#notices = deps.sessionNotices;
+    this.#notices.listen(this);
+  }
+
+  get registry(): ConnectionRegistry {
+    return this.#registry;
+  }
+
+  /** True once shutdown began: new sockets are closed with 1001 at once. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /**
+   * Before the upgrade: makes sure this node hears notices (the first socket opens the
+   * subscriber), then reads the cookie's session without creating one.
+   * @throws SessionStoreUnavailableError when Redis cannot be reached in time (the handshake gets 503).
+   */
+  async handshake(cookieHeader: string | undefined): Promise<Handshake> {
+    await this.#notices.start();
+    const epoch = this.#notices.epoch;
+    const id = this.#cookies.read(cookieHeader)?.id;
+    if (id === undefined) return { session: null, epoch, release: () => [] };
+    let pending = this.#pending.get(id);
+    if (pending === undefined) this.#pending.set(id, (pending = { count: 0, notices: [] }));
+    pending.count++;
+    const mark = pending.notices.length;
+    let released = false;
+    const release = (): SessionNotice[] => {
+      if (released) return [];
+      released = true;
+      const notices = pending.notices.slice(mark);
+      if (--pending.count === 0 && this.#pending.get(id) === pending) this.#pending.delete(id);
+      return notices;
+    };
+    try {
+      return { session: await this.#sessions.restore(cookieHeader), epoch, release };
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+
+  /** After the upgrade: registers the socket, wires its events and calls `onOpen`. */
+  open(socket: WebSocket, handshake: Handshake, controller: WebSocketController): Connection {
+    const session = handshake.session;
+    let entry: SessionSockets | null = null;
+    let connection: Connection;
+    if (session !== null) {
+      entry = this.#registry.attach(session.id, session.user, () => readOnlySession(session));
+      connection = new Connection(socket, entry.handles[0]!.view, controller);
+    } else {
+      // No session: an empty view, and a user unique to this connection.
+      connection = new Connection(socket, emptyReadOnlySession(`anon-${newAnonymousTag()}`).view, controller);
+    }
+    this.#registry.add(connection, entry);
+    socket.on('message', (data: Buffer, isBinary: boolean) => {
+      this.#hook(connection, 'onMessage', isBinary ? data : data.toString('utf8'));
+    });
+    socket.on('error', (error: Error) => this.#hook(connection, 'onError', error));
+    socket.on('close', (code: number, reason: Buffer) => {
+      this.#registry.remove(connection);
+      this.#hook(connection, 'onClose', code, reason.toString('utf8'));
+    });
+    this.#hook(connection, 'onOpen');
+    if (this.#closing) connection.close(CLOSE_GOING_AWAY, 'server shutting down');
+    // What happened to the session between the read and now.
+    const missed = handshake.release();
+    if (entry !== null) {
+      for (const notice of missed) this.sessionNotice(notice);
+      if (handshake.epoch !== this.#notices.epoch && entry.live) this.#refresh(entry, false);
+    }
+    return connection;
+  }
+
+  /** @internal A session notice from the subscriber. */
+  sessionNotice(notice: SessionNotice): void {
+    this.#pending.get(notice.id)?.notices.push(notice);
+    const entry = this.#registry.entry(notice.id);
+    if (entry === undefined) return;
+    switch (notice.kind) {
+      case 'changed':
+        this.#refresh(entry, false);
+        break;
+      case 'renamed':
+        // Login: the sockets follow the new id and always hear about it.
+        this.#refresh(this.#registry.rename(entry, notice.to), true);
+        break;
+      case 'destroyed':
+        for (const connection of this.#registry.drop(entry)) connection.close(CLOSE_SESSION_ENDED, 'session ended');
+        break;
+    }
+  }
+
+  /** @internal A user notice from another node. */
+  userNotice(notice: UserNotice): void {
+    if (notice.node !== this.#registry.node) this.#registry.deliver(notice);
+  }
+
+  /** @internal The subscriber is back: re-read every session with sockets here. */
+  resubscribed(): void {
+    for (const entry of this.#registry.entries()) this.#refresh(entry, false);
+  }
+
+  /**
+   * Graceful shutdown: closes every socket with 1001, waits for them (at most `timeoutMs`, then
+   * cuts the rest) and closes the subscriber.
+   */
+  async shutdown(timeoutMs = this.config.server.shutdown_timeout_ms / 2): Promise<void> {
+    this.#closing = true;
+    const open = this.#registry.all();
+    if (open.length > 0) {
+      const closed = Promise.all(
+        open.map((connection) =>
+          connection.socket.readyState === WebSocket.CLOSED ? undefined : new Promise((resolve) => connection.socket.once('close', resolve)),
+        ),
+      );
+      for (const connection of open) connection.close(CLOSE_GOING_AWAY, 'server shutting down');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+      clearTimeout(timer);
+      for (const connection of this.#registry.all()) connection.terminate();
+    }
+    await this.#notices.close();
+  }
+
+  /** Re-reads the entry's session, one read at a time; notices during a read cause one more. */
+  #refresh(entry: SessionSockets, push: boolean): void {
+    if (push) entry.push = true;
+    if (entry.refreshing) {
+      entry.stale = true;
+      return;
+    }
+    entry.refreshing = true;
+    void this.#reread(entry).finally(() => {
+      entry.refreshing = false;
+    });
+  }
+
+  async #reread(entry: SessionSockets): Promise<void> {
+    do {
+      entry.stale = false;
+      const id = entry.id;
+      let session: Session | null;
+      try {
+        session = await this.#sessions.peek(id);
+      } catch (error) {
+        // Redis trouble: the subscriber reconnects too, and then every session is re-read.
+        trace('could not re-read session for its sockets: %s', (error as Error).message);
+        return;
+      }
+      if (!entry.live) return;
+      if (entry.id !== id) {
+        entry.stale = true; // renamed while reading: read the new id
+        continue;
+      }
+      // Gone: a rename or destroy notice is on its way (and expiry sends none).
+      if (session === null) continue;
+      const before = this.#shown.get(entry) ?? this.#fingerprint(entry.handles[0]!.view);
+      const after = this.#fingerprint(session);
+      this.#shown.set(entry, after);
+      const changed = entry.push || !before.equals(after);
+      entry.push = false;
+      for (const handle of entry.handles) handle.show(session);
+      this.#registry.retag(entry, session.user);
+      if (changed) for (const connection of [...entry.connections]) this.#hook(connection, 'onSessionChange');
+    } while (entry.stale && entry.live);
+  }
+
+  /** Bytes that are equal when two reads of a session show the same thing. */
+  #fingerprint(session: { readonly user: string; readonly authenticated: boolean; readonly data: { keys(): string[]; get(key: never): unknown } }): Buffer {
+    const keys = session.data.keys().sort();
+    const get = session.data.get.bind(session.data) as (key: string) => unknown;
+    try {
+      return this.#codec.encode('(fingerprint)', [session.user, session.authenticated, keys.map((key) => [key, get(key)])]);
+    } catch {
+      return Buffer.alloc(0); // cannot happen for decoded values; a push is the safe answer
+    }
+  }
+
+  /** Calls a controller hook; async hooks of one connection run one after another, in order. */
+  #hook(connection: Connection, name: Hook, ...args: unknown[]): void {
+    const before = this.#running.get(connection);
+    if (before !== undefined) {
+      const next = before.then(() => this.#call(connection, name, args));
+      this.#track(connection, next);
+      return;
+    }
+    const result = this.#call(connection, name, args);
+    if (result !== undefined) this.#track(connection, result);
+  }
+
+  #track(connection: Connection, running: Promise<void>): void {
+    this.#running.set(connection, running);
+    void running.then(() => {
+      if (this.#running.get(connection) === running) this.#running.delete(connection);
+    });
+  }
+
+  /** Runs one hook; returns a promise only when the hook was async. Never throws. */
+  #call(connection: Connection, name: Hook, args: unknown[]): Promise<void> | undefined {
+    const controller = connection.controller;
+    const hook = controller[name] as ((this: WebSocketController, ...args: unknown[]) => unknown) | undefined;
+    if (hook === undefined) {
+      if (name === 'onError') this.#failed(connection, args[0]);
+      return undefined;
+    }
+    let result: unknown;
+    try {
+      result = hook.apply(controller, [connection, ...args]);
+    } catch (error) {
+      this.#error(connection, name, error);
+      return undefined;
+    }
+    if (result instanceof Promise) return result.then(() => undefined, (error: unknown) => this.#error(connection, name, error));
+    return undefined;
+  }
+
+  /** A hook failed: onError hears it; if onError itself fails, the socket is closed with 1011. */
+  #error(connection: Connection, name: Hook, error: unknown): void | Promise<void> {
+    if (name === 'onError' || connection.controller.onError === undefined) {
+      this.#failed(connection, error);
+      return;
+    }
+    return this.#call(connection, 'onError', [error instanceof Error ? error : new Error(String(error))]);
+  }
+
+  #failed(connection: Connection, error: unknown): void {
+    trace('websocket connection %d: %s', connection.id, (error as Error)?.stack ?? String(error));
+    connection.close(CLOSE_INTERNAL_ERROR, 'internal error');
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * @module The read-only session a WebSocket route sees. Read-only twice over: its type has no
+ * mutators, and at run time every write (a method reached through a cast, an assignment, a
+ * mutation of a value it handed out) throws `SessionReadOnlyError`. Values handed out are
+ * deep-frozen copies, so nothing a socket handler does can reach the session in Redis, whose
+ * only writer is HTTP (@fastify/websocket routes are hijacked: no onSend, no auto-persist).
+ *
+ * The view is live: the node's notice subscriber swaps what it shows when the session changes.
+ */
+import { SessionReadOnlyError } from '../errors.js';
+import type { SessionKey, SessionValue } from '../session/session-data.js';
+import type { Session } from '../session/session.js';
+
+/** `T` with every nested property and element read-only. */
+export type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends Map<infer K, infer V>
+    ? ReadonlyMap<DeepReadonly<K>, DeepReadonly<V>>
+    : T extends Set<infer U>
+      ? ReadonlySet<DeepReadonly<U>>
+      : T extends Date
+        ? Readonly<Date>
+        : T extends object
+          ? { readonly [P in keyof T]: DeepReadonly<T[P]> }
+          : T;
+
+/** The data of a read-only session: reads only. */
+export interface ReadOnlySessionData {
+  /** The value of `key` as a deep-frozen copy (writing to it throws), or undefined. */
+  get<K extends SessionKey>(key: K): DeepReadonly<SessionValue<K>> | undefined;
+  has(key: SessionKey): boolean;
+  /** Every key that has a value. */
+  keys(): string[];
+  /** A frozen object of every key and (frozen) value. */
+  toJSON(): Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The session of a WebSocket's handshake cookie, read-only and kept current.
+ * @example
+ * onOpen(conn: Connection) {
+ *   conn.send(`Hello ${conn.session.data.get('name') ?? 'stranger'}`);
+ * }
+ */
+export interface ReadOnlySession {
+  /** The session id (it follows a login's new id), or null when the handshake had no valid session cookie. */
+  readonly id: string | null;
+  /** False when the handshake had no valid session cookie: the view is empty and stays so. */
+  readonly exists: boolean;
+  /** The user bound by login, or `anon-<tag>` (without a session: a tag unique to the connection). */
+  readonly user: string;
+  /** True once a user is bound (login). */
+  readonly authenticated: boolean;
+  readonly data: ReadOnlySessionData;
+}
+
+/** @internal What the live layer keeps to change what a view shows; never reachable from the view. */
+export interface ReadOnlySessionHandle {
+  readonly view: ReadOnlySession;
+  /** Shows `session` from now on (a newer read, or the session under its new id). */
+  show(session: Session): void;
+}
+
+// Every mutator of Session and SessionData, so a cast reaches a typed error, not "not a function".
+const SESSION_MUTATORS = ['regenerate', 'destroy', 'persist', 'save', 'touch', 'reload', 'flash', 'bindUser', 'changeId', 'markStored', 'markFresh', 'userStored'];
+const FLASH_MUTATORS = ['set', 'delete', 'clear', 'commit'];
+const DATA_MUTATORS = ['put', 'set', 'delete', 'clear', 'update', 'commit', 'applyUpdate', 'flash', 'pull', 'increment', 'decrement'];
+
+interface ViewState {
+  id: string | null;
+  user: string;
+  authenticated: boolean;
+  session: Session | null;
+  /** Read-only copies handed out for the session currently shown, by key. */
+  copies: Map<string, unknown>;
+}
+
+/** A live read-only view of `session`. */
+export function readOnlySession(session: Session): ReadOnlySessionHandle {
+  const state: ViewState = { id: null, user: '', authenticated: false, session: null, copies: new Map() };
+  const show = (next: Session): void => {
+    state.id = next.id;
+    state.user = next.user;
+    state.authenticated = next.authenticated;
+    state.session = next;
+    state.copies = new Map();
+  };
+  show(session);
+  return { view: buildView(state), show };
+}
+
+/** The empty view of a connection whose handshake had no valid session cookie. */
+export function emptyReadOnlySession(user: string): ReadOnlySessionHandle {
+  const state: ViewState = { id: null, user, authenticated: false, session: null, copies: new Map() };
+  return {
+    view: buildView(state),
+    show: () => {
+      throw new Error('an empty read-only session has no session to show');
+    },
+  };
+}
+
+function buildView(state: ViewState): ReadOnlySession {
+  const get = (key: string): unknown => {
+    if (state.copies.has(key)) return state.copies.get(key);
+    const value = state.session?.data.get(key as SessionKey);
+    const copy = readOnlyCopy(value, key);
+    if (value !== undefined) state.copies.set(key, copy);
+    return copy;
+  };
+  const keys = (): string[] => (state.session === null ? [] : state.session.data.keys());
+  const data = guard(
+    Object.freeze({
+      get,
+      has: (key: string): boolean => state.session !== null && state.session.data.has(key as SessionKey),
+      keys,
+      toJSON: () => guard(Object.freeze(Object.fromEntries(keys().map((key) => [key, get(key)]))), 'session data', undefined),
+    }),
+    'session data',
+    DATA_MUTATORS,
+  ) as ReadOnlySessionData;
+  // Not in the type, there for casts to Session: its metadata and flash, read-only as well.
+  const flashes = guard(Object.freeze({ get: () => undefined, keys: () => [] }), 'flash', FLASH_MUTATORS);
+  const meta = () => readOnlyCopy(state.session === null ? { createdAt: 0, anonTag: '', userId: null } : { ...state.session.meta }, 'meta');
+  const view = Object.freeze(
+    Object.defineProperties(
+      {},
+      {
+        id: { get: () => state.id, enumerable: true },
+        exists: { get: () => state.session !== null, enumerable: true },
+        user: { get: () => state.user, enumerable: true },
+        authenticated: { get: () => state.authenticated, enumerable: true },
+        data: { value: data, enumerable: true },
+        meta: { get: meta },
+        flashes: { value: flashes },
+      },
+    ),
+  );
+  return guard(view, 'session', SESSION_MUTATORS) as ReadOnlySession;
+}
+
+/**
+ * A deep-frozen copy of `value` whose every write throws SessionReadOnlyError (a plain frozen
+ * object would only throw a TypeError in strict mode, and stay silent in sloppy mode).
+ * Nested values are guarded bottom-up, so the frozen parent holds the guarded child itself
+ * (a Proxy over a frozen target must return the target's own property values).
+ */
+export function readOnlyCopy<T>(value: T, key: string): DeepReadonly<T> {
+  return copy(value, key, 0) as DeepReadonly<T>;
+}
+
+const MAX_DEPTH = 64;
+
+function copy(value: unknown, key: string, depth: number): unknown {
+  if (value === null || typeof value !== 'object' || depth > MAX_DEPTH) return value;
+  if (Array.isArray(value)) return guard(Object.freeze(value.map((item) => copy(item, key, depth + 1))), key, undefined);
+  if (value instanceof Date) return guardBuiltIn(Object.freeze(new Date(value.getTime())), key, DATE_MUTATORS);
+  if (value instanceof Map) {
+    const entries = [...value].map(([k, v]) => [copy(k, key, depth + 1), copy(v, key, depth + 1)] as const);
+    return guardBuiltIn(Object.freeze(new Map(entries)), key, MAP_MUTATORS);
+  }
+  if (value instanceof Set) return guardBuiltIn(Object.freeze(new Set([...value].map((item) => copy(item, key, depth + 1)))), key, SET_MUTATORS);
+  if (ArrayBuffer.isView(value)) {
+    // Typed arrays cannot be frozen; the guard refuses element writes and mutating methods.
+    const bytes = value as unknown as Uint8Array;
+    return guardBuiltIn(Object.preventExtensions(bytes.slice()), key, TYPED_ARRAY_MUTATORS);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, inner] of Object.entries(value)) out[name] = copy(inner, key, depth + 1);
+  return guard(Object.freeze(out), key, undefined);
+}
+
+const DATE_MUTATORS = new Set(Object.getOwnPropertyNames(Date.prototype).filter((name) => name.startsWith('set')));
+const MAP_MUTATORS = new Set(['set', 'delete', 'clear']);
+const SET_MUTATORS = new Set(['add', 'delete', 'clear']);
+const TYPED_ARRAY_MUTATORS = new Set(['set', 'fill', 'copyWithin', 'reverse', 'sort']);
+
+function refuse(what: string, key: string | undefined): never {
+  throw new SessionReadOnlyError(what, key);
+}
+
+function describe(property: string | symbol): string {
+  return typeof property === 'symbol' ? property.toString() : `'${property}'`;
+}
+
+/** Writes to `target` (assignment, defineProperty, delete, prototype change) throw; `mutators` too. */
+function guard<T extends object>(target: T, key: string, mutators: readonly string[] | undefined): T {
+  const handler: ProxyHandler<T> = {
+    set: (_target, property) => refuse(`assigning ${describe(property)}`, key),
+    defineProperty: (_target, property) => refuse(`defining ${describe(property)}`, key),
+    deleteProperty: (_target, property) => refuse(`deleting ${describe(property)}`, key),
+    setPrototypeOf: () => refuse('changing the prototype', key),
+  };
+  if (mutators !== undefined) {
+    const names = new Set(mutators);
+    handler.get = (object, property, receiver) => {
+      if (typeof property === 'string' && names.has(property) && !(property in object)) {
+        return (first?: unknown) => refuse(`${property}()`, typeof first === 'string' ? first : undefined);
+      }
+      return Reflect.get(object, property, receiver);
+    };
+  }
+  return new Proxy(target, handler);
+}
+
+/** Like guard, for built-ins whose methods need their real `this` (internal slots). */
+function guardBuiltIn<T extends object>(target: T, key: string, mutators: ReadonlySet<string>): T {
+  return new Proxy(target, {
+    set: (_target, property) => refuse(`assigning ${describe(property)}`, key),
+    defineProperty: (_target, property) => refuse(`defining ${describe(property)}`, key),
+    deleteProperty: (_target, property) => refuse(`deleting ${describe(property)}`, key),
+    setPrototypeOf: () => refuse('changing the prototype', key),
+    get: (object, property) => {
+      if (typeof property === 'string' && mutators.has(property)) return () => refuse(`${property}()`, key);
+      const value = Reflect.get(object, property, object);
+      return typeof value === 'function' ? value.bind(object) : value;
+    },
+  });
+}

@@ -1,0 +1,180 @@
+/**
+ * @module The node's notice subscriber: one dedicated Redis connection in SUBSCRIBE mode, opened
+ * when the first WebSocket opens (routes that never open one cost no Redis command at all).
+ *
+ * Two channels under key_prefix: `{key_prefix}events`, where the store's Redis functions publish
+ * session notices in the same atomic step as the write (changed, renamed, destroyed), and
+ * `{key_prefix}users`, where any node publishes user-targeted notices (send to / close every
+ * socket of a user). ioredis reconnects with keepsake's capped backoff; after every
+ * (re)subscription the listener is told, since notices published meanwhile were lost.
+ */
+import { debuglog } from 'node:util';
+import type { KeepsakeConfig } from '../config/schema.js';
+import type { SocketMetrics } from '../http/metrics.js';
+import type { RedisClient } from '../redis/redis-client-factory.js';
+import { decodeNotice, type SessionNotice, type SessionStore } from '../session/session-store.js';
+
+const trace = debuglog('keepsake');
+
+/** A notice for every socket of one user, on every node. */
+export type UserNotice =
+  | { readonly kind: 'send'; readonly node: string; readonly user: string; readonly text: string }
+  | { readonly kind: 'close'; readonly node: string; readonly user: string; readonly code: number; readonly reason: string };
+
+/** The channel of user-targeted notices. */
+export function usersChannel(keyPrefix: string): string {
+  return `${keyPrefix}users`;
+}
+
+// JSON: user names may hold any character; the payload is text already.
+export function encodeUserNotice(notice: UserNotice): string {
+  return notice.kind === 'send'
+    ? JSON.stringify({ k: 's', n: notice.node, u: notice.user, t: notice.text })
+    : JSON.stringify({ k: 'c', n: notice.node, u: notice.user, c: notice.code, r: notice.reason });
+}
+
+export function decodeUserNotice(text: string): UserNotice | null {
+  let raw: { k?: unknown; n?: unknown; u?: unknown; t?: unknown; c?: unknown; r?: unknown };
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (raw === null || typeof raw !== 'object' || typeof raw.n !== 'string' || typeof raw.u !== 'string') return null;
+  if (raw.k === 's' && typeof raw.t === 'string') return { kind: 'send', node: raw.n, user: raw.u, text: raw.t };
+  if (raw.k === 'c' && typeof raw.c === 'number') return { kind: 'close', node: raw.n, user: raw.u, code: raw.c, reason: typeof raw.r === 'string' ? raw.r : '' };
+  return null;
+}
+
+/** Who hears the notices (the node's LiveSessions). */
+export interface NoticeListener {
+  sessionNotice(notice: SessionNotice): void;
+  userNotice(notice: UserNotice): void;
+  /** Subscribed again after a reconnect (or late at first): notices may have been missed. */
+  resubscribed(): void;
+}
+
+export class SessionNotices {
+  readonly #store: SessionStore;
+  readonly #waitMs: number;
+  readonly #sessionChannel: string;
+  readonly #usersChannel: string;
+  #listener: NoticeListener | null = null;
+  #client: RedisClient | null = null;
+  #subscribed = false;
+  #epoch = 0;
+  #closed = false;
+  readonly #waiters = new Set<() => void>();
+  readonly #metrics: SocketMetrics | undefined;
+
+  constructor({ config, sessionStore, metrics }: { config: KeepsakeConfig; sessionStore: SessionStore; metrics?: SocketMetrics }) {
+    this.#store = sessionStore;
+    this.#metrics = metrics;
+    const pool = sessionStore.pool.config;
+    this.#waitMs = pool.connect_timeout_ms + pool.command_timeout_ms;
+    this.#sessionChannel = sessionStore.channel;
+    this.#usersChannel = usersChannel(config.session.key_prefix);
+  }
+
+  /** The one listener of this node. */
+  listen(listener: NoticeListener): void {
+    this.#listener = listener;
+  }
+
+  /** True while the subscription is in place. */
+  get subscribed(): boolean {
+    return this.#subscribed;
+  }
+
+  /** Counts subscriptions: a read made under one epoch may have missed notices if it changed since. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** True once the subscriber connection has been opened (the first socket opened). */
+  get started(): boolean {
+    return this.#client !== null;
+  }
+
+  /**
+   * Opens the subscriber if needed and waits until it is subscribed, at most connect + command
+   * timeout (a later subscription tells the listener, which then re-reads what it shows).
+   */
+  async start(): Promise<void> {
+    if (this.#subscribed || this.#closed) return;
+    if (this.#client === null) this.#open();
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, this.#waitMs);
+      timer.unref();
+      this.#waiters.add(done);
+    });
+  }
+
+  /** Unsubscribes and closes the connection (app shutdown). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#subscribed = false;
+    this.#wake();
+    const client = this.#client;
+    this.#client = null;
+    if (client === null) return;
+    client.removeAllListeners('ready');
+    if (client.status === 'ready') {
+      await Promise.race([client.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+    }
+    client.disconnect();
+  }
+
+  #open(): void {
+    const client = this.#store.pool.dedicatedClient('subscriber');
+    this.#client = client;
+    this.#metrics?.watchSubscriber(client);
+    client.on('error', (error: Error) => trace('notice subscriber: %s', error.message));
+    client.on('close', () => {
+      this.#subscribed = false;
+    });
+    client.on('message', (channel: string, message: string) => this.#message(channel, message));
+    // 'ready' comes after every (re)connect; subscribing ourselves (ioredis would re-subscribe too)
+    // tells us when the subscription is back, and only then may missed notices be re-read.
+    client.on('ready', () => this.#subscribe(client));
+    client.connect().catch((error: Error) => trace('notice subscriber connect: %s', error.message));
+  }
+
+  #subscribe(client: RedisClient): void {
+    client.subscribe(this.#sessionChannel, this.#usersChannel).then(
+      () => {
+        if (this.#client !== client) return;
+        this.#subscribed = true;
+        this.#epoch++;
+        trace('notice subscriber: subscribed to %s and %s (epoch %d)', this.#sessionChannel, this.#usersChannel, this.#epoch);
+        this.#wake();
+        // Cheap when nothing is registered yet (the first subscription, awaited by the handshake).
+        this.#listener?.resubscribed();
+      },
+      (error: Error) => trace('notice subscriber: SUBSCRIBE failed (retried on reconnect): %s', error.message),
+    );
+  }
+
+  #message(channel: string, message: string): void {
+    const listener = this.#listener;
+    if (listener === null) return;
+    if (channel === this.#sessionChannel) {
+      const notice = decodeNotice(message);
+      if (notice !== null) listener.sessionNotice(notice);
+      else trace('notice subscriber: ignored %j on %s', message, channel);
+    } else if (channel === this.#usersChannel) {
+      const notice = decodeUserNotice(message);
+      if (notice !== null) listener.userNotice(notice);
+      else trace('notice subscriber: ignored %j on %s', message, channel);
+    }
+  }
+
+  #wake(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+}

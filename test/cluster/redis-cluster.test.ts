@@ -1,0 +1,207 @@
+// keepsake on a real 3-master Redis Cluster, through two app nodes sharing one key prefix:
+// login moves a session within its hash slot, concurrent adds from both nodes all survive,
+// requests keep working while a slot migrates (ASK, then MOVED), change notices published on
+// one master reach subscribers on every master, a live push crosses app nodes, logout ends the
+// session everywhere. The cluster starts once for the whole file.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+import WebSocket from 'ws';
+import { keySlot } from '../../src/redis/cluster-slot.js';
+import { isSessionId, newSessionIdInSlot } from '../../src/session/session-id.js';
+import { startApp, testPrefix, type TestApp } from '../support/app-server.js';
+import { Client } from '../support/http-client.js';
+import { RedisClusterServers } from '../support/redis-cluster.js';
+import type { RedisServer } from '../support/redis-server.js';
+
+let cluster: RedisClusterServers;
+let inspect: Cluster;
+let prefix: string;
+let nodeA: TestApp;
+let nodeB: TestApp;
+const sockets: WebSocket[] = [];
+
+before(async () => {
+  cluster = await RedisClusterServers.start();
+  inspect = cluster.client();
+  prefix = testPrefix('cluster');
+  const overrides = { session: { key_prefix: prefix }, redis_connection_pool: { default: { cluster: cluster.clusterSpec() } } };
+  nodeA = await startApp(overrides);
+  nodeB = await startApp(overrides);
+});
+
+after(async () => {
+  for (const socket of sockets) socket.terminate();
+  await Promise.allSettled([nodeA?.close(), nodeB?.close()]);
+  await cluster?.stop();
+});
+
+const key = (id: string) => prefix + id;
+
+/** The master owning each slot range, from CLUSTER SLOTS. */
+async function slotOwners(): Promise<{ start: number; end: number; port: number; id: string }[]> {
+  const ranges = await inspect.cluster('SLOTS');
+  return ranges.map(([start, end, [, port, id]]) => ({ start, end, port, id }));
+}
+
+async function ownerOf(slot: number): Promise<{ port: number; id: string }> {
+  const owner = (await slotOwners()).find((range) => slot >= range.start && slot <= range.end);
+  assert.ok(owner, `no master owns slot ${slot}`);
+  return owner;
+}
+
+function server(port: number): RedisServer {
+  const found = cluster.servers.find((candidate) => candidate.port === port);
+  assert.ok(found, `no cluster node on port ${port}`);
+  return found;
+}
+
+/** A client with a stored session holding a name and one basket item, made through `node`. */
+async function sessionOn(node: TestApp, name: string): Promise<Client> {
+  const client = new Client(node.url);
+  assert.equal((await client.put('/api/name', { name })).status, 200);
+  assert.equal((await client.post('/api/basket/items', { sku: 'tea', qty: 2 })).status, 201);
+  return client;
+}
+
+test('slots are computed as Redis does, and ids picked for a slot land in it', async () => {
+  const keys = [
+    ...Array.from({ length: 50 }, () => prefix + randomBytes(32).toString('base64url')),
+    'a{b}c', '{}x', '{x', 'x}{y}', 'ks:{users}:abc', '{{a}}', 'κλειδί:ü',
+  ];
+  for (const candidate of keys) assert.equal(keySlot(candidate), await inspect.cluster('KEYSLOT', candidate), candidate);
+  for (const slot of [0, 1, 5461, 10923, 16383, keySlot(prefix + 'x')]) {
+    const id = newSessionIdInSlot(prefix, slot);
+    assert.ok(isSessionId(id), id);
+    assert.equal(await inspect.cluster('KEYSLOT', key(id)), slot);
+  }
+});
+
+/** A client for `node` sharing `client`'s cookie jar: the same browser, another app node. */
+function via(node: TestApp, client: Client): Client {
+  const other = new Client(node.url);
+  other.cookies = client.cookies;
+  return other;
+}
+
+test('login on either node moves the session within its slot on every master: old key gone, new cookie, data kept', async () => {
+  // Sessions until every master holds at least one, so logins run on all three.
+  const clients: Client[] = [];
+  const masters = new Set<number>();
+  while (masters.size < 3 || clients.length < 6) {
+    assert.ok(clients.length < 60, 'sessions never spread over the three masters');
+    const client = await sessionOn(clients.length % 2 ? nodeB : nodeA, `user ${clients.length}`);
+    clients.push(client);
+    masters.add((await ownerOf(keySlot(key(client.sessionId()!)))).port);
+  }
+  await Promise.all(
+    clients.map(async (created, index) => {
+      const oldId = created.sessionId()!;
+      const oldCookie = created.cookies.get('dmsession')!;
+      // Log in through the other node than the one that created the session.
+      const client = via(created.baseUrl === nodeA.url ? nodeB : nodeA, created);
+      const login = await client.post('/api/login', { username: `member${index}` });
+      assert.equal(login.status, 200, JSON.stringify(login.body));
+      assert.equal(login.body.authenticated, true);
+      assert.equal(login.body.user, `member${index}`);
+      assert.equal(login.body.name, `user ${index}`);
+      assert.deepEqual(login.body.basket, [{ sku: 'tea', qty: 2 }]);
+      assert.ok(login.setCookies.some((cookie) => cookie.startsWith('dmsession=')), 'a new cookie is set');
+      const newId = client.sessionId()!;
+      assert.ok(isSessionId(newId) && newId !== oldId);
+      assert.equal(keySlot(key(newId)), keySlot(key(oldId)));
+      assert.equal(await inspect.exists(key(oldId)), 0, 'no key named after the old id remains');
+      assert.equal(await inspect.exists(key(newId)), 1);
+      assert.ok((await inspect.pttl(key(newId))) > 0, 'the new key has a TTL');
+      // Both nodes serve the new cookie; the old cookie is only a new anonymous session.
+      for (const node of [nodeA, nodeB]) {
+        const view = await via(node, client).get('/api/session');
+        assert.equal(view.status, 200);
+        assert.equal(view.body.user, `member${index}`);
+      }
+      const stale = new Client(nodeA.url);
+      stale.cookies.set('dmsession', oldCookie);
+      const anonymous = await stale.get('/api/session');
+      assert.equal(anonymous.status, 200);
+      assert.match(anonymous.body.user, /^anon-/);
+      assert.equal(anonymous.body.name, null);
+      assert.notEqual(stale.sessionId(), oldId);
+    }),
+  );
+});
+
+test('50 concurrent basket adds through both nodes all answer 201 and all survive', async () => {
+  const onA = await sessionOn(nodeA, 'shopper');
+  const onB = via(nodeB, onA); // the same browser session, through both nodes at once
+  const adds = Array.from({ length: 50 }, (_, i) => (i % 2 ? onB : onA).post('/api/basket/items', { sku: `sku${i % 5}`, qty: 1 + (i % 3) }));
+  const replies = await Promise.all(adds);
+  assert.deepEqual(replies.map((reply) => reply.status), Array(50).fill(201), JSON.stringify(replies.find((reply) => reply.status !== 201)?.body));
+  const expected = new Map<string, number>([['tea', 2]]);
+  for (let i = 0; i < 50; i++) expected.set(`sku${i % 5}`, (expected.get(`sku${i % 5}`) ?? 0) + 1 + (i % 3));
+  for (const client of [onA, onB]) {
+    const basket = await client.get('/api/basket');
+    assert.equal(basket.status, 200);
+    const got = new Map<string, number>(basket.body.items.map((item: { sku: string; qty: number }) => [item.sku, item.qty]));
+    assert.deepEqual(got, expected);
+  }
+});
+
+test('a session keeps working while its slot migrates to another master (ASK, then MOVED)', async () => {
+  const client = await sessionOn(nodeA, 'mover');
+  const sessionKey = key(client.sessionId()!);
+  const slot = keySlot(sessionKey);
+  const source = await ownerOf(slot);
+  const target = (await slotOwners()).find((range) => range.port !== source.port)!;
+  const from = server(source.port);
+  const to = server(target.port);
+
+  // Migration half done: the key already lives on the target, the slot still on the source (ASK).
+  await to.process.command(['CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', source.id]);
+  await from.process.command(['CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', target.id]);
+  const keys = (await from.process.command(['CLUSTER', 'GETKEYSINSLOT', String(slot), '1000'])) as string[];
+  assert.ok(keys.includes(sessionKey));
+  await from.process.command(['MIGRATE', '127.0.0.1', String(target.port), '', '0', '5000', 'KEYS', ...keys]);
+  await assert.rejects(from.process.command(['HGETALL', sessionKey]), /\bASK \d+ /, 'the source redirects with ASK');
+
+  const duringRead = await client.get('/api/session');
+  assert.equal(duringRead.status, 200, JSON.stringify(duringRead.body));
+  assert.equal(duringRead.body.name, 'mover');
+  const add = await client.post('/api/basket/items', { sku: 'jam', qty: 1 });
+  assert.equal(add.status, 201, JSON.stringify(add.body));
+  assert.equal((await client.put('/api/name', { name: 'moving' })).status, 200);
+
+  // Migration finished: every master now names the target (the source answers MOVED).
+  for (const node of [to, from, ...cluster.servers.filter((s) => s !== to && s !== from)]) {
+    await node.process.command(['CLUSTER', 'SETSLOT', String(slot), 'NODE', target.id]);
+  }
+  const onB = via(nodeB, client);
+  for (const node of [client, onB]) {
+    const view = await node.get('/api/session');
+    assert.equal(view.status, 200, JSON.stringify(view.body));
+    assert.equal(view.body.name, 'moving');
+    assert.deepEqual(view.body.basket, [{ sku: 'tea', qty: 2 }, { sku: 'jam', qty: 1 }]);
+  }
+  assert.equal((await onB.post('/api/basket/items', { sku: 'jam', qty: 2 })).status, 201);
+  assert.equal(await to.process.command(['HEXISTS', sessionKey, 'm:c']), 1, 'the session lives on the new master');
+  const login = await onB.post('/api/login', { username: 'mover' });
+  assert.equal(login.status, 200);
+  assert.deepEqual(login.body.basket, [{ sku: 'tea', qty: 2 }, { sku: 'jam', qty: 3 }]);
+});
+
+test('change notices published on one master reach subscribers connected to every master', async () => {
+  const subscribers: Redis[] = cluster.servers.map((node) => node.client());
+  const heard = subscribers.map(() => [] as string[]);
+  await Promise.all(
+    subscribers.map(async (subscriber, index) => {
+      subscriber.on('message', (_channel: string, message: string) => heard[index]!.push(message));
+      await subscriber.subscribe(`${prefix}events`);
+    }),
+  );
+  const client = await sessionOn(nodeA, 'notice');
+  const id = client.sessionId()!;
+  const deadline = Date.now() + 5000;
+  while (heard.some((messages) => !messages.includes(`c:${id}`)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  heard.forEach((messages, index) => assert.ok(messages.includes(`c:${id}`), `subscriber on master ${index} heard the change`));
+  await Promise.all(subscribers.map((subscriber) => subscriber.quit()));
+});

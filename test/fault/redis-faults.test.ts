@@ -1,0 +1,236 @@
+// Redis faults against a throwaway redis-server: answers stay bounded and truthful, and the app
+// recovers on its own once Redis is back.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startApp, type TestApp } from '../support/app-server.js';
+import { Client, type Reply } from '../support/http-client.js';
+import { RedisServer, redisCommand, sleep } from '../support/redis-server.js';
+
+const ACQUIRE_MS = 500;
+const COMMAND_MS = 1000;
+/** acquire_timeout_ms + command_timeout_ms + a generous margin for a loaded test machine. */
+const BOUND_MS = 3000;
+
+function poolOverrides(server: RedisServer, extra: Record<string, string> = {}) {
+  return {
+    redis_connection_pool: {
+      default: { port: String(server.port), acquire_timeout_ms: String(ACQUIRE_MS), command_timeout_ms: String(COMMAND_MS), ...extra },
+    },
+  };
+}
+
+async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const began = performance.now();
+  const value = await work();
+  return { value, ms: performance.now() - began };
+}
+
+function assertUnavailable(reply: Reply, what: string): void {
+  assert.equal(reply.status, 503, `${what}: status (body ${JSON.stringify(reply.body)})`);
+  assert.equal(reply.body?.error?.code, 'ERR_SESSION_STORE_UNAVAILABLE', `${what}: error code`);
+  assert.match(reply.headers.get('retry-after') ?? '', /^\d+$/, `${what}: Retry-After`);
+}
+
+/** Repeats `attempt` until it returns true or `ms` pass; returns how long it took. */
+async function eventually(what: string, ms: number, attempt: () => Promise<boolean>): Promise<number> {
+  const began = Date.now();
+  let last: unknown;
+  while (Date.now() - began < ms) {
+    try {
+      if (await attempt()) return Date.now() - began;
+    } catch (error) {
+      last = error;
+    }
+    await sleep(100);
+  }
+  assert.fail(`${what} not within ${ms} ms${last === undefined ? '' : ` (last error: ${String(last)})`}`);
+}
+
+async function withServerAndApp(
+  t: { after(fn: () => Promise<void>): void },
+  args: string[],
+  overrides: (server: RedisServer) => Parameters<typeof startApp>[0],
+): Promise<{ server: RedisServer; app: TestApp }> {
+  const server = await RedisServer.start({ args });
+  t.after(() => server.stop());
+  const app = await startApp(overrides(server));
+  t.after(() => app.close());
+  return { server, app };
+}
+
+test('Redis killed: /health 200, /ready 503, session routes 503 within the bound; restarted: requests succeed again', async (t) => {
+  const { server, app } = await withServerAndApp(t, [], (s) => poolOverrides(s));
+  const alice = new Client(app.url);
+  assert.equal((await alice.put('/api/name', { name: 'Alice' })).status, 200);
+  assert.equal((await app.app.inject({ method: 'GET', url: '/ready' })).statusCode, 200);
+
+  await server.kill();
+
+  const health = await alice.get('/health');
+  assert.equal(health.status, 200);
+  assert.deepEqual(health.body, { status: 'ok' });
+  assert.equal(health.setCookies.length, 0);
+
+  const ready = await timed(() => alice.get('/ready'));
+  assert.equal(ready.value.status, 503);
+  assert.deepEqual(ready.value.body, { status: 'unavailable' });
+  assert.ok(ready.ms < BOUND_MS, `/ready answered after ${Math.round(ready.ms)} ms`);
+
+  // Existing session (read), write, and a new visitor (create), several at once.
+  const newcomer = new Client(app.url);
+  const replies = await timed(() =>
+    Promise.all([
+      alice.get('/api/session'),
+      alice.put('/api/name', { name: 'Bob' }),
+      alice.post('/api/basket/items', { sku: 'tea', qty: 1 }),
+      newcomer.get('/api/session'),
+      ...Array.from({ length: 8 }, () => new Client(app.url).put('/api/name', { name: 'x' })),
+    ]),
+  );
+  assert.ok(replies.ms < BOUND_MS, `503s took ${Math.round(replies.ms)} ms, bound ${BOUND_MS} ms`);
+  replies.value.forEach((reply, i) => assertUnavailable(reply, `request ${i}`));
+  assert.equal(replies.value[3]!.setCookies.length, 0, 'no cookie for a session that was never stored');
+
+  await server.restart();
+  // The throwaway Redis kept nothing: Alice's old cookie names no session, so she gets a new one.
+  const recovered = await eventually('a write after the restart', 5000, async () => (await alice.put('/api/name', { name: 'Carol' })).status === 200);
+  t.diagnostic(`recovered ${recovered} ms after the restart`);
+  const view = await alice.get('/api/session');
+  assert.equal(view.status, 200);
+  assert.equal(view.body.name, 'Carol', 'the write after recovery is stored (the Lua library was reloaded)');
+  assert.equal((await alice.post('/api/basket/items', { sku: 'tea', qty: 2 })).status, 201);
+  assert.deepEqual((await alice.get('/api/basket')).body, { items: [{ sku: 'tea', qty: 2 }] });
+  assert.equal((await alice.get('/ready')).status, 200);
+  assert.equal(await server.client().exists(`${app.prefix}${alice.sessionId()}`), 1);
+});
+
+test('CLIENT KILL TYPE normal: the next requests succeed, and borrowing sends no PING', async (t) => {
+  const { server, app } = await withServerAndApp(t, [], (s) => poolOverrides(s));
+  const clients = Array.from({ length: 6 }, () => new Client(app.url));
+  // Several connections in the pool, then idle.
+  for (const client of clients) assert.equal((await client.put('/api/name', { name: 'before' })).status, 200);
+  await Promise.all(clients.map((client) => client.get('/api/session')));
+
+  const killed = await server.process.command(['CLIENT', 'KILL', 'TYPE', 'normal']);
+  assert.ok(Number(killed) >= 1, `CLIENT KILL closed ${String(killed)} connections`);
+
+  const after = await Promise.all(clients.map((client, i) => client.put('/api/name', { name: `after-${i}` })));
+  after.forEach((reply, i) => assert.equal(reply.status, 200, `request ${i} after CLIENT KILL: ${JSON.stringify(reply.body)}`));
+  for (const [i, client] of clients.entries()) assert.equal((await client.get('/api/session')).body.name, `after-${i}`);
+
+  // Killed again, this time one request right away, repeatedly: never a failure.
+  for (let round = 0; round < 5; round++) {
+    await server.process.command(['CLIENT', 'KILL', 'TYPE', 'normal']);
+    const reply = await clients[0]!.get('/api/session');
+    assert.equal(reply.status, 200, `round ${round}: ${JSON.stringify(reply.body)}`);
+  }
+  assert.equal((await server.commandStats()).get('ping') ?? 0, 0, 'a borrow costs no PING');
+});
+
+test('DEBUG SLEEP with pool max 1: 503 within the bound, no hang, then OK', async (t) => {
+  const { server, app } = await withServerAndApp(t, ['--enable-debug-command', 'yes'], (s) => poolOverrides(s, { max: '1' }));
+  const clients = Array.from({ length: 5 }, () => new Client(app.url));
+  for (const client of clients) assert.equal((await client.put('/api/name', { name: 'before' })).status, 200);
+
+  const sleeping = redisCommand(server.port, ['DEBUG', 'SLEEP', '4'], { timeoutMs: 10_000 });
+  await sleep(100); // the sleep has begun
+
+  const replies = await timed(() =>
+    Promise.all([
+      ...clients.map((client) => client.get('/api/session')),
+      ...clients.map((client) => client.put('/api/name', { name: 'during' })),
+      new Client(app.url).get('/api/session'),
+    ]),
+  );
+  assert.ok(replies.ms < BOUND_MS, `answered after ${Math.round(replies.ms)} ms; Redis sleeps 4000 ms, bound ${BOUND_MS} ms`);
+  replies.value.forEach((reply, i) => assertUnavailable(reply, `request ${i}`));
+  const ready = await timed(() => app.app.inject({ method: 'GET', url: '/ready' }));
+  assert.equal(ready.value.statusCode, 503);
+  assert.ok(ready.ms < BOUND_MS);
+
+  assert.equal(await sleeping, 'OK');
+  await eventually('requests after the sleep', 3000, async () => (await clients[0]!.get('/api/session')).status === 200);
+  for (const client of clients) {
+    assert.equal((await client.put('/api/name', { name: 'after' })).status, 200);
+    assert.equal((await client.get('/api/session')).body.name, 'after');
+  }
+});
+
+/**
+ * Fills Redis with keys under `prefix` until it refuses even a tiny write (maxmemory +
+ * noeviction): big keys first, then smaller ones, since a refused big write frees its own buffer.
+ */
+async function fillUntilFull(server: RedisServer, prefix: string): Promise<void> {
+  const filler = server.client({ maxRetriesPerRequest: 0 });
+  let i = 0;
+  for (const size of [100 * 1024, 10 * 1024, 1024, 100, 10]) {
+    const blob = 'x'.repeat(size);
+    for (let n = 0; ; n++) {
+      assert.ok(n < 1000, 'Redis never reached maxmemory');
+      try {
+        await filler.set(`${prefix}fill:${i++}`, blob);
+      } catch (error) {
+        assert.match(String(error), /OOM/);
+        break;
+      }
+    }
+  }
+}
+
+async function emptyFill(server: RedisServer, prefix: string): Promise<void> {
+  const client = server.client();
+  const keys = await client.keys(`${prefix}fill:*`);
+  if (keys.length > 0) await client.del(...keys);
+}
+
+test('maxmemory reached (noeviction): writes 503 with nothing acknowledged, reads still 200', async (t) => {
+  const { server, app } = await withServerAndApp(t, ['--maxmemory', '3mb', '--maxmemory-policy', 'noeviction'], (s) => poolOverrides(s));
+  const alice = new Client(app.url);
+  assert.equal((await alice.put('/api/name', { name: 'Alice' })).status, 200);
+  assert.equal((await alice.post('/api/basket/items', { sku: 'tea', qty: 1 })).status, 201);
+
+  await fillUntilFull(server, app.prefix);
+
+  assertUnavailable(await alice.put('/api/name', { name: 'Mallory' }), 'PUT /api/name');
+  assertUnavailable(await alice.post('/api/basket/items', { sku: 'cake', qty: 1 }), 'POST /api/basket/items');
+  const newcomer = new Client(app.url);
+  const created = await newcomer.get('/api/session');
+  assertUnavailable(created, 'a new session');
+  assert.equal(created.setCookies.length, 0);
+
+  const view = await alice.get('/api/session');
+  assert.equal(view.status, 200);
+  assert.equal(view.body.name, 'Alice', 'the refused write left the stored value');
+  assert.deepEqual(view.body.basket, [{ sku: 'tea', qty: 1 }]);
+  assert.deepEqual((await alice.get('/api/basket')).body, { items: [{ sku: 'tea', qty: 1 }] });
+
+  await emptyFill(server, app.prefix);
+  assert.equal((await alice.put('/api/name', { name: 'Alice 2' })).status, 200);
+  assert.equal((await alice.get('/api/session')).body.name, 'Alice 2');
+});
+
+test('persist = after_response: a failed persist is logged and counted in /metrics', async (t) => {
+  const { server, app } = await withServerAndApp(t, ['--maxmemory', '3mb', '--maxmemory-policy', 'noeviction'], (s) => ({
+    ...poolOverrides(s),
+    session: { persist: 'after_response' },
+  }));
+  const alice = new Client(app.url);
+  assert.equal((await alice.put('/api/name', { name: 'Alice' })).status, 200);
+  await eventually('the first persist', 2000, async () => (await alice.get('/api/session')).body.name === 'Alice');
+  assert.equal(await failures(alice), 0);
+
+  await fillUntilFull(server, app.prefix);
+  // The reply goes first (documented trade-off of after_response); the write then fails.
+  assert.equal((await alice.put('/api/name', { name: 'Mallory' })).status, 200);
+  await eventually('the failure counted', 3000, async () => (await failures(alice)) === 1);
+  assert.equal((await alice.get('/api/session')).body.name, 'Alice', 'nothing was stored');
+  await emptyFill(server, app.prefix);
+});
+
+async function failures(client: Client): Promise<number> {
+  const reply = await client.get('/metrics');
+  assert.equal(reply.status, 200);
+  const line = String(reply.body).split('\n').find((l) => l.startsWith('keepsake_session_persist_failures_total '));
+  assert.ok(line, 'persist failures metric present');
+  return Number(line.split(' ')[1]);
+}

@@ -1,0 +1,168 @@
+// Graceful shutdown of a real `keepsake serve` process: SIGTERM with slow requests and open
+// WebSockets in flight. Every in-flight reply completes (its persist included), sockets get 1001,
+// new connections are refused, and the process exits 0 within 5 s without being cut.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { startApp, testPrefix } from '../support/app-server.js';
+import { Client } from '../support/http-client.js';
+import { RedisServer, redisCommand, sleep } from '../support/redis-server.js';
+
+const ROOT = new URL('../../../', import.meta.url).pathname;
+const BIN = join(ROOT, 'bin/keepsake.js');
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
+
+async function serve(ini: string): Promise<Served> {
+  const dir = mkdtempSync(join(tmpdir(), 'keepsake-shutdown-'));
+  const file = join(dir, 'app.ini');
+  writeFileSync(file, ini);
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', file, '--port', '0'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, LOG_LEVEL: 'info' },
+  });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      rmSync(dir, { recursive: true, force: true });
+      resolve({ code, signal, at: Date.now() });
+    }),
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve logged no URL within 10 s:\n${stderr}`)), 10_000);
+    const look = () => {
+      const match = /listening on (http:\/\/\S+)/.exec(stderr);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    };
+    child.stderr!.on('data', look);
+    void exited.then(() => reject(new Error(`serve exited before listening:\n${stderr}`)));
+  });
+  return { child, url, stderr: () => stderr, exited };
+}
+
+interface OpenSocket {
+  socket: WebSocket;
+  closed: Promise<number>;
+}
+
+async function openSocket(url: string, client: Client): Promise<OpenSocket> {
+  const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`, { headers: { cookie: client.cookieHeader ?? '' } });
+  const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+  const hello = await new Promise<{ type: string; name: string | null }>((resolve, reject) => {
+    socket.once('message', (data) => resolve(JSON.parse(String(data))));
+    socket.once('error', reject);
+  });
+  assert.equal(hello.type, 'hello');
+  return { socket, closed };
+}
+
+/** True when a new TCP connection to `url` is refused. */
+function refused(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: hostname, port: Number(port) });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+  });
+}
+
+test('SIGTERM with slow requests and open WebSockets: replies complete and persist, sockets get 1001, exit 0 within 5 s', async (t) => {
+  const redis = await RedisServer.start({ args: ['--enable-debug-command', 'yes'] });
+  t.after(() => redis.stop());
+  const prefix = testPrefix('shutdown');
+  const served = await serve(
+    [
+      '[server]',
+      'host = 127.0.0.1',
+      'ws_allowed_origins = *',
+      '[session]',
+      `key_prefix = ${prefix}`,
+      '[redis_connection_pool.default]',
+      `port = ${redis.port}`,
+      'acquire_timeout_ms = 500',
+      // Longer than the Redis sleep below: the slow requests must succeed, not time out.
+      'command_timeout_ms = 3000',
+      '',
+    ].join('\n'),
+  );
+  t.after(() => {
+    if (served.child.exitCode === null && served.child.signalCode === null) served.child.kill('SIGKILL');
+  });
+
+  const clients = Array.from({ length: 6 }, () => new Client(served.url));
+  for (const client of clients) assert.equal((await client.put('/api/name', { name: 'before' })).status, 200);
+  const sockets = await Promise.all(clients.slice(0, 3).map((client) => openSocket(served.url, client)));
+  sockets.push(await openSocket(served.url, new Client(served.url))); // a socket without a session
+
+  // Make every request slow: Redis stalls, so they wait inside the app for their load and persist.
+  const sleeping = redisCommand(redis.port, ['DEBUG', 'SLEEP', '1.5'], { timeoutMs: 10_000 });
+  await sleep(100);
+  const inFlight = clients.map((client, i) => client.put('/api/name', { name: `during-${i}` }));
+  await sleep(300); // the requests have reached the server
+
+  const signalled = Date.now();
+  served.child.kill('SIGTERM');
+  await sleep(500);
+  assert.equal(await refused(served.url), true, 'new connections are refused once shutdown began');
+
+  const replies = await Promise.all(inFlight);
+  replies.forEach((reply, i) => {
+    assert.equal(reply.status, 200, `in-flight request ${i}: ${JSON.stringify(reply.body)}`);
+    assert.deepEqual(reply.body, { name: `during-${i}` });
+  });
+  const codes = await Promise.all(sockets.map((socket) => socket.closed));
+  assert.deepEqual(codes, sockets.map(() => 1001), 'every socket closed with 1001 (going away)');
+
+  const exit = await served.exited;
+  assert.equal(await sleeping, 'OK');
+  assert.equal(exit.code, 0, `exit code (signal ${exit.signal}); stderr:\n${served.stderr()}`);
+  const tookMs = exit.at - signalled;
+  t.diagnostic(`exited ${tookMs} ms after SIGTERM`);
+  assert.ok(tookMs < 5000, `exited ${tookMs} ms after SIGTERM`);
+  assert.doesNotMatch(served.stderr(), /shutdown_timeout_ms/, 'shut down cleanly, not cut by the backstop');
+
+  // What the replies acknowledged is in Redis: read it back through another app on the same store.
+  const reader = await startApp({ session: { key_prefix: prefix }, redis_connection_pool: { default: { port: String(redis.port) } } });
+  t.after(() => reader.close());
+  for (const [i, client] of clients.entries()) {
+    const view = await new Client(reader.url).get('/api/session', { cookie: client.cookieHeader! });
+    assert.equal(view.status, 200);
+    assert.equal(view.body.name, `during-${i}`, `session ${i} holds what its reply acknowledged`);
+  }
+});
+
+test('SIGINT on an idle server exits 0 at once', async (t) => {
+  const prefix = testPrefix('shutdown');
+  const served = await serve(`[session]\nkey_prefix = ${prefix}\n`);
+  t.after(() => {
+    if (served.child.exitCode === null && served.child.signalCode === null) served.child.kill('SIGKILL');
+  });
+  const client = new Client(served.url);
+  assert.equal((await client.get('/health')).status, 200); // leaves an idle keep-alive connection
+  const signalled = Date.now();
+  served.child.kill('SIGINT');
+  served.child.kill('SIGINT'); // a second Ctrl-C does not turn the exit into a failure
+  const exit = await served.exited;
+  assert.equal(exit.code, 0, served.stderr());
+  assert.ok(exit.at - signalled < 5000);
+  assert.doesNotMatch(served.stderr(), /shutdown_timeout_ms/);
+});
