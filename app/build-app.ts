@@ -5,7 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { createKeepsakeContainer, metricsPlugin, registerErrorReplies, registerZodValidation, sessionPlugin, websocketPlugin, type KeepsakeConfig } from '../src/index.js';
+import { createKeepsakeContainer, gracefulClose, metricsPlugin, registerErrorReplies, registerZodValidation, sessionPlugin, websocketPlugin, type KeepsakeConfig } from '../src/index.js';
 import { registerRoutes } from './routes.js';
 import { registerDemoControllers, type DemoCradle } from './wiring.js';
 
@@ -28,6 +28,7 @@ export async function buildApp(config: KeepsakeConfig, options: BuildAppOptions 
   app.removeContentTypeParser('text/plain');
   registerErrorReplies(app);
   registerZodValidation(app);
+  await app.register(gracefulClose);
   await app.register(metricsPlugin, { metrics: cradle.metrics });
   await app.register(sessionPlugin, { sessionManager: cradle.sessionManager });
   await app.register(fastifyStatic, { root: PUBLIC_DIR, index: 'index.html', wildcard: false });

@@ -1,6 +1,6 @@
 // Benchmark runner: keepsake vs. its peers. See bench/README.md.
 //
-//   npm run bench                      # 3 rounds x 5 s per measurement (~10 min)
+//   npm run bench                      # 3 rounds x 5 s per measurement (~11 min)
 //   node dist/bench/run.js --quick     # 1 round x 2 s, smoke test
 //   BENCH_ROUNDS=5 BENCH_SECONDS=10 node dist/bench/run.js
 //   node dist/bench/run.js --targets=bare,fastify-session
@@ -373,9 +373,14 @@ interface Measurement {
   round: number;
   scenario: string;
   target: string;
+  /** autocannon's whole run. */
   seconds: number;
+  /** The measuring window inside it. */
+  windowSeconds: number;
+  /** Responses in the window: the divisor of every per-request cost. */
   requests: number;
-  sent: number;
+  totalResponses: number;
+  /** requests / windowSeconds */
   rps: number;
   p50: number;
   p99: number;
@@ -390,7 +395,14 @@ interface Measurement {
   redisCmdMix: Record<string, number>;
 }
 
-function runAutocannon(port: number, scenario: Scenario, cookie: string, seconds: number): Promise<autocannon.Result> {
+interface Cannon {
+  instance: autocannon.Instance;
+  done: Promise<autocannon.Result>;
+  /** Responses received so far. */
+  responses(): number;
+}
+
+function startAutocannon(port: number, scenario: Scenario, cookie: string, seconds: number): Cannon {
   const opts: autocannon.Options = {
     url: `http://127.0.0.1:${port}${scenario.route}`,
     connections: CONNECTIONS,
@@ -406,15 +418,23 @@ function runAutocannon(port: number, scenario: Scenario, cookie: string, seconds
     let n = 0;
     opts.requests = [{ method: 'GET', setupRequest: (req) => ({ ...req, path: `/set?k=small&v=${++n}` }) }];
   }
-  return new Promise((resolve, reject) => {
-    autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)));
+  let count = 0;
+  let resolveDone!: (r: autocannon.Result) => void;
+  let rejectDone!: (e: unknown) => void;
+  const done = new Promise<autocannon.Result>((res, rej) => {
+    resolveDone = res;
+    rejectDone = rej;
   });
+  const instance = autocannon(opts, (err, result) => (err ? rejectDone(err) : resolveDone(result)));
+  instance.on('response', () => {
+    count++;
+  });
+  return { instance, done, responses: () => count };
 }
 
 /**
- * Wait until Redis sees no more traffic: when autocannon stops, the server may
- * still be finishing (and saving) the requests that were in flight. Counting
- * them in the right measurement, not the next one, is what this is for.
+ * Wait until Redis sees no more traffic (at most 3 s): the tail of the previous
+ * measurement (requests in flight when its load stopped) must not land in the next.
  */
 async function quiesce(redis: Redis): Promise<RedisSnap> {
   const deadline = Date.now() + 3000;
@@ -428,19 +448,44 @@ async function quiesce(redis: Redis): Promise<RedisSnap> {
   }
 }
 
+interface WindowEdge {
+  /** Responses at that moment (mean of before and after the INFO round trip). */
+  responses: number;
+  /** performance.now(), likewise. */
+  at: number;
+  cpuMs: number;
+  redis: RedisSnap;
+}
+
+async function edge(c: Cannon, pid: number, redis: Redis): Promise<WindowEdge> {
+  const n0 = c.responses();
+  const t0 = performance.now();
+  const cpuMs = procCpuMs(pid);
+  const snap = await redisSnap(redis);
+  return { responses: (n0 + c.responses()) / 2, at: (t0 + performance.now()) / 2, cpuMs, redis: snap };
+}
+
+/**
+ * One measurement. Costs and req/s come from a window inside the load (its first
+ * and last 10%, 0.2–1 s, left out): under steady closed-loop load the requests in
+ * flight at both edges cancel out, so Redis and CPU deltas divided by the responses
+ * in the window are per-request costs, with no ramp-up or tail in them.
+ */
 async function measure(t: RunningTarget, scenario: Scenario, round: number, redis: Redis): Promise<Measurement> {
   const cookie = await freshSession(t, scenario.blobKb);
-  const r0 = await quiesce(redis);
-  const cpu0 = procCpuMs(t.pid);
-  const result = await runAutocannon(t.port, scenario, cookie, SECONDS);
-  const r1 = await quiesce(redis);
-  const cpu1 = procCpuMs(t.pid);
-  const requests = result.requests.total;
-  // Costs are divided by the requests the server received (autocannon's `sent`):
-  // requests still in flight when the run stops are processed too, and quiesce()
-  // waited for them.
-  const received = Math.max(result.requests.sent, requests);
-  const per = (x: number) => (received > 0 ? x / received : NaN);
+  await quiesce(redis);
+  const edgeMs = Math.min(1000, Math.max(200, SECONDS * 100));
+  const c = startAutocannon(t.port, scenario, cookie, SECONDS);
+  await sleep(edgeMs);
+  const e0 = await edge(c, t.pid, redis);
+  await sleep(Math.max(0, SECONDS * 1000 - 2 * edgeMs - (performance.now() - e0.at)));
+  const e1 = await edge(c, t.pid, redis);
+  const result = await c.done;
+  const r0 = e0.redis;
+  const r1 = e1.redis;
+  const requests = e1.responses - e0.responses;
+  const windowSeconds = (e1.at - e0.at) / 1000;
+  const per = (x: number) => (requests > 0 ? x / requests : NaN);
   const mix: Record<string, number> = {};
   for (const [name, calls] of r1.cmd) {
     if (name === 'info') continue;
@@ -453,15 +498,16 @@ async function measure(t: RunningTarget, scenario: Scenario, round: number, redi
     scenario: scenario.id,
     target: t.def.name,
     seconds: result.duration,
+    windowSeconds,
     requests,
-    sent: result.requests.sent,
-    rps: requests / result.duration,
+    totalResponses: result.requests.total,
+    rps: requests / windowSeconds,
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors,
     non2xx: result.non2xx,
     timeouts: result.timeouts,
-    cpuMsPerReq: per(cpu1 - cpu0),
+    cpuMsPerReq: per(e1.cpuMs - e0.cpuMs),
     redisCmdsPerReq: per(r1.commands - r0.commands - infoCalls),
     redisBytesInPerReq: per(r1.netIn - r0.netIn - (r1.ownInCum - r0.ownInCum)),
     redisBytesOutPerReq: per(r1.netOut - r0.netOut - (r1.ownOutCumBefore - r0.ownOutCumBefore)),
@@ -473,7 +519,7 @@ async function measure(t: RunningTarget, scenario: Scenario, round: number, redi
 async function warm(t: RunningTarget): Promise<void> {
   for (const sc of SCENARIOS.filter((s) => s.blobKb === undefined || s.blobKb === 1)) {
     const cookie = await freshSession(t, sc.blobKb);
-    await runAutocannon(t.port, sc, cookie, WARMUP_SECONDS);
+    await startAutocannon(t.port, sc, cookie, WARMUP_SECONDS).done;
   }
 }
 
@@ -753,28 +799,49 @@ async function main(): Promise<void> {
   for (let i = 0; i < LOST_TRIES; i++) {
     for (let j = 0; j < sessionTargets.length; j++) {
       const t = sessionTargets[(i + j) % sessionTargets.length]!;
-      const r = await lostUpdateTry(t);
       const acc = lostRaw.get(t.def.name)!;
-      acc.survivors.push(r.survivors);
-      acc.errors += r.errors;
+      try {
+        const r = await lostUpdateTry(t);
+        acc.survivors.push(r.survivors);
+        acc.errors += r.errors;
+      } catch (err) {
+        acc.errors += LOST_WRITERS;
+        log(`lost-update try on ${t.def.name} failed: ${(err as Error).message}`);
+      }
     }
   }
   for (const [target, r] of lostRaw) {
+    if (r.survivors.length === 0) continue;
     lost.push({ target, writers: LOST_WRITERS, survivors: r.survivors, median: median(r.survivors), min: Math.min(...r.survivors), max: Math.max(...r.survivors), errors: r.errors });
     log(`lost-update ${target}: survivors ${r.survivors.join(',')} of ${LOST_WRITERS}`);
   }
 
   // Interleaved rounds.
   const measurements: Measurement[] = [];
+  const dead = new Set<string>();
   const total = ROUNDS * SCENARIOS.length * running.length;
   let done = 0;
   for (let round = 1; round <= ROUNDS; round++) {
     const order = running.map((_, i) => running[(i + round - 1) % running.length]!);
     for (const sc of SCENARIOS) {
       for (const t of order) {
-        const m = await measure(t, sc, round, redis.client);
-        measurements.push(m);
         done++;
+        if (dead.has(t.def.name)) continue;
+        let m: Measurement;
+        try {
+          m = await measure(t, sc, round, redis.client);
+        } catch (err) {
+          const exited = t.proc.exitCode !== null || t.proc.signalCode !== null;
+          log(`[${done}/${total}] round ${round} ${sc.id} ${t.def.name}: FAILED ${(err as Error).message}${exited ? ' (process exited; dropped)' : ''}`);
+          if (exited) {
+            dead.add(t.def.name);
+            const st = statuses.find((x) => x.name === t.def.name)!;
+            st.status = 'broken';
+            st.reason = `exited during the run: ${t.output.slice(-3).join(' | ')}`;
+          }
+          continue;
+        }
+        measurements.push(m);
         log(
           `[${done}/${total}] round ${round} ${sc.id.padEnd(10)} ${t.def.name.padEnd(16)} ${fmtInt(m.rps).padStart(7)} req/s ` +
             `p50 ${m.p50} p99 ${m.p99} ms, cpu ${fmt(m.cpuMsPerReq, 3)} ms/req, redis ${fmt(m.redisCmdsPerReq, 2)} cmds ${fmtBytes(m.redisBytesInPerReq)} in/req` +

@@ -17,6 +17,7 @@ export { RedisPool } from './redis/redis-pool.js';
 export { RedisPools } from './redis/redis-pools.js';
 export { default as sessionPlugin } from './http/session-plugin.js';
 export { default as metricsPlugin, Metrics, type SocketMetrics, type MetricsPluginOptions } from './http/metrics.js';
+export { default as gracefulClose } from './http/graceful-close.js';
 export { registerErrorReplies, errorBody, toKeepsakeError, type ErrorBody } from './http/error-replies.js';
 export { registerZodValidation } from './http/zod-validation.js';
 export { default as websocketPlugin, type WebSocketPluginOptions } from './websocket/websocket-plugin.js';

@@ -9,8 +9,11 @@ import { createKeepsakeContainer, type KeepsakeContainer } from './container/wir
 import sessionPlugin from './http/session-plugin.js';
 import type { SessionManager } from './session/session-manager.js';
 
+/** What `createKeepsake` returns: the config, the container and the fastify plugin. */
 export interface Keepsake {
+  /** The validated, frozen configuration. */
   readonly config: KeepsakeConfig;
+  /** The awilix container of keepsake's singletons; register your controllers in it. */
   readonly container: KeepsakeContainer;
   /** The singleton controllers get injected. */
   readonly sessionManager: SessionManager;

@@ -24,8 +24,8 @@ keepsake.container.register({
   greetingController: asFunction(({ sessionManager }) => new GreetingController(sessionManager)).singleton(),
 });
 const app = Fastify();
+app.addHook('onClose', () => keepsake.close());                 // added first, runs last: drains the Redis pools
 await app.register(keepsake.plugin);                            // auto-persist after each controller
 const greeting = keepsake.container.resolve('greetingController') as GreetingController;
 app.get('/hello', (request) => greeting.greet(request));
-app.addHook('onClose', () => keepsake.close());                 // drains the Redis pools
 await app.listen({ port: 3000 });

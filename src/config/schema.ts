@@ -56,7 +56,7 @@ export const serverSchema = z.strictObject({
   host: defaulted(text, '127.0.0.1'),
   /** @default 3000 */
   port: defaulted(int(0, 65535), 3000),
-  /** Origins allowed to open WebSockets; `*` allows any. @default [] (same-origin only is not assumed) */
+  /** Origins allowed to open WebSockets; `*` allows any. @default ['http://127.0.0.1:3000', 'http://localhost:3000'] */
   ws_allowed_origins: defaulted(list, ['http://127.0.0.1:3000', 'http://localhost:3000']),
   /** Largest WebSocket message accepted; a larger one closes the socket with 1009. @default 65536 */
   ws_max_message_bytes: defaulted(int(1, 16 * 1024 * 1024), 65536),

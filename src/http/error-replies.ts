@@ -9,6 +9,7 @@ export interface ErrorBody {
   error: { code: string; message: string };
 }
 
+/** The body every error reply has: `{"error": {"code": "ERR_…", "message": "…"}}`. */
 export function errorBody(error: KeepsakeError): ErrorBody {
   return { error: { code: error.code, message: error.message } };
 }
@@ -34,7 +35,14 @@ export function toKeepsakeError(error: FastifyError | Error, contentType?: strin
   return new InternalError({ cause: error });
 }
 
-/** Installs the error and not-found handlers on `app` (and every plugin without its own). */
+/**
+ * Installs the error and not-found handlers on `app` (and every plugin without its own): every
+ * error is answered with its status and `errorBody`, a 503 with `Retry-After`.
+ * @example
+ * const app = Fastify();
+ * registerErrorReplies(app);
+ * await app.register(keepsake.plugin);
+ */
 export function registerErrorReplies(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const failure = toKeepsakeError(error, request.headers['content-type']);

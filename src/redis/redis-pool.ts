@@ -20,6 +20,10 @@ const trace = debuglog('keepsake');
 /** Pause after a failed connect so a down Redis is not hammered by back-to-back attempts. */
 const CREATE_FAILURE_PAUSE_MS = 100;
 
+/**
+ * One named pool of Redis connections (a `[redis_connection_pool.NAME]` section), from
+ * `redisPools.get(name)`. Opens no connection until first used.
+ */
 export class RedisPool {
   readonly name: string;
   readonly config: PoolConfig;

@@ -5,6 +5,11 @@ import type { KeepsakeConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { RedisPool } from './redis-pool.js';
 
+/**
+ * The container's `redisPools` singleton: one RedisPool per `[redis_connection_pool.NAME]`.
+ * @example
+ * const ready = await Promise.all(container.cradle.redisPools.all().map((pool) => pool.ping()));
+ */
 export class RedisPools {
   readonly #config: KeepsakeConfig;
   readonly #pools = new Map<string, RedisPool>();

@@ -36,6 +36,14 @@ export type KeyUpdater = (key: string, fn: (current: unknown) => unknown) => Pro
 
 const MAX_KEY_LENGTH = 200;
 
+/**
+ * The values of one session, typed by `SessionValues`. Reads and writes are in memory and stored
+ * by the next persist, except `update`, which is applied to Redis at once.
+ * @example
+ * session.data.put('name', 'Ada');
+ * session.data.get('name');        // 'Ada'
+ * const basket = await session.data.update('basket', (items = []) => [...items, item]);
+ */
 export class SessionData {
   readonly #codec: ValueCodec;
   readonly #updater: KeyUpdater;
@@ -82,6 +90,7 @@ export class SessionData {
     return this;
   }
 
+  /** True when `key` has a value. */
   has(key: SessionKey): boolean {
     if (this.#values.has(key)) return true;
     return !this.#cleared && !this.#deleted.has(key) && this.#stored.has(key);

@@ -49,6 +49,19 @@ export interface SessionManagerDeps {
   logger?: KeepsakeLogger;
 }
 
+/**
+ * The singleton that gives controllers their session: start → modify → persist. Registered in
+ * the container as `sessionManager`; inject it into your controllers.
+ * @example
+ * class GreetingController {
+ *   constructor(private readonly sessions: SessionManager) {}
+ *   async hello(request: FastifyRequest) {
+ *     const session = await this.sessions.start(request);
+ *     session.data.put('name', 'Ada'); // stored by the plugin before the reply leaves
+ *     return { visits: await session.data.update('visits', (n = 0) => n + 1) };
+ *   }
+ * }
+ */
 export class SessionManager {
   readonly #config: KeepsakeConfig;
   readonly #store: SessionStore;

@@ -14,9 +14,19 @@ export interface SessionMeta {
   userId: string | null;
 }
 
+/**
+ * One visitor's session, as `SessionManager.start(request)` returns it: its data, its user and
+ * its flash values. Changes are stored by the keepsake plugin (or `persistSession`).
+ * @example
+ * const session = await sessions.start(request);
+ * if (!session.authenticated) return reply.code(401).send();
+ * session.data.put('name', 'Ada');
+ */
 export class Session {
   #id: string;
+  /** The session's values: get, put, update, ... */
   readonly data: SessionData;
+  /** Creation time, anonymous tag and bound user. */
   readonly meta: SessionMeta;
   /** True until the session exists in the store (it is created by the first persist). */
   #fresh: boolean;

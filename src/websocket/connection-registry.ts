@@ -33,6 +33,14 @@ export class SessionSockets {
   }
 }
 
+/**
+ * The container's `connectionRegistry` singleton: this node's open sockets, and the way to reach
+ * every socket of a user on every node.
+ * @example
+ * const registry = container.cradle.connectionRegistry;
+ * await registry.sendToUser('alice', { type: 'notice', text: 'Maintenance in 5 minutes' });
+ * await registry.closeUser('alice'); // 4401 on every node
+ */
 export class ConnectionRegistry {
   /** This node's id in user notices, so a node does not deliver its own notice twice. */
   readonly node = randomBytes(6).toString('hex');

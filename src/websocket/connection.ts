@@ -13,6 +13,13 @@ export const CLOSE_GOING_AWAY = 1001;
 
 let nextId = 0;
 
+/**
+ * One open WebSocket, as every hook of a WebSocketController receives it.
+ * @example
+ * onSessionChange(conn: Connection) {
+ *   conn.send({ type: 'session', user: conn.user, name: conn.session.data.get('name') ?? null });
+ * }
+ */
 export class Connection {
   /** A number unique to this connection on this node. */
   readonly id = ++nextId;

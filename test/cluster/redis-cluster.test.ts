@@ -8,12 +8,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import WebSocket from 'ws';
+import { createKeepsake } from '../../src/index.js';
 import { keySlot } from '../../src/redis/cluster-slot.js';
 import { isSessionId, newSessionIdInSlot } from '../../src/session/session-id.js';
 import { startApp, testPrefix, type TestApp } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
 import { RedisClusterServers } from '../support/redis-cluster.js';
-import type { RedisServer } from '../support/redis-server.js';
+import { freePort, parseInfo, RedisServer } from '../support/redis-server.js';
 
 let cluster: RedisClusterServers;
 let inspect: Cluster;
@@ -21,6 +22,7 @@ let prefix: string;
 let nodeA: TestApp;
 let nodeB: TestApp;
 const sockets: WebSocket[] = [];
+const extraNodes: RedisServer[] = [];
 
 before(async () => {
   cluster = await RedisClusterServers.start();
@@ -35,6 +37,7 @@ after(async () => {
   for (const socket of sockets) socket.terminate();
   await Promise.allSettled([nodeA?.close(), nodeB?.close()]);
   await cluster?.stop();
+  await Promise.all(extraNodes.map((node) => node.stop()));
 });
 
 const key = (id: string) => prefix + id;
@@ -189,6 +192,69 @@ test('a session keeps working while its slot migrates to another master (ASK, th
   assert.deepEqual(login.body.basket, [{ sku: 'tea', qty: 2 }, { sku: 'jam', qty: 3 }]);
 });
 
+/** Starts one more cluster-enabled redis-server (its bus port set, as port+10000 may be taken). */
+async function startExtraNode(): Promise<RedisServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const node = await RedisServer.start({
+        args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000', '--cluster-port', String(await freePort())],
+      });
+      extraNodes.push(node);
+      return node;
+    } catch (error) {
+      if (attempt >= 3) throw error;
+    }
+  }
+}
+
+/** The bus port of a node, from its own line of CLUSTER NODES (`ip:port@busport ... myself`). */
+async function busPort(node: RedisServer): Promise<string> {
+  const own = String(await node.process.command(['CLUSTER', 'NODES'])).split('\n').find((line) => line.includes('myself'));
+  return /:\d+@(\d+)/.exec(own ?? '')![1]!;
+}
+
+test('a master added by resharding gets the function library on its first write ("Function not found": load, retry once)', async () => {
+  const client = await sessionOn(nodeA, 'newcomer');
+  const sessionKey = key(client.sessionId()!);
+  const slot = keySlot(sessionKey);
+  const source = await ownerOf(slot);
+  const from = server(source.port);
+
+  const added = await startExtraNode();
+  const addedId = String(await added.process.command(['CLUSTER', 'MYID']));
+  await added.process.command(['CLUSTER', 'MEET', '127.0.0.1', String(source.port), await busPort(from)]);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const views = await Promise.all([...cluster.servers, added].map((node) => node.process.command(['CLUSTER', 'NODES'])));
+    const known = views.every((view) => String(view).split('\n').filter((line) => line.trim() !== '' && !/handshake|noaddr/.test(line)).length === 4);
+    const state = parseInfo(String(await added.process.command(['CLUSTER', 'INFO']))).get('cluster_state');
+    if (known && state === 'ok') break;
+    assert.ok(Date.now() < deadline, 'the new node never joined the cluster');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(String(await added.process.command(['FUNCTION', 'LIST'])), '', 'the new master has no functions yet');
+
+  await added.process.command(['CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', source.id]);
+  await from.process.command(['CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', addedId]);
+  const keys = (await from.process.command(['CLUSTER', 'GETKEYSINSLOT', String(slot), '1000'])) as string[];
+  await from.process.command(['MIGRATE', '127.0.0.1', String(added.port), '', '0', '5000', 'KEYS', ...keys]);
+  for (const node of [added, from, ...cluster.servers.filter((other) => other !== from)]) {
+    await node.process.command(['CLUSTER', 'SETSLOT', String(slot), 'NODE', addedId]);
+  }
+
+  // Through node B: MOVED to the new master, then FCALL there finds no library, loads it, retries.
+  const onB = via(nodeB, client);
+  const rename = await onB.put('/api/name', { name: 'on the new master' });
+  assert.equal(rename.status, 200, JSON.stringify(rename.body));
+  assert.match(String(await added.process.command(['FUNCTION', 'LIST'])), /keepsake_v1/);
+  assert.equal((await client.post('/api/basket/items', { sku: 'tea', qty: 1 })).status, 201);
+  const login = await client.post('/api/login', { username: 'newcomer' });
+  assert.equal(login.status, 200);
+  assert.equal(login.body.name, 'on the new master');
+  assert.deepEqual(login.body.basket, [{ sku: 'tea', qty: 3 }]);
+  assert.equal(await added.process.command(['EXISTS', key(client.sessionId()!)]), 1, 'the session moved within the new master');
+});
+
 test('change notices published on one master reach subscribers connected to every master', async () => {
   const subscribers: Redis[] = cluster.servers.map((node) => node.client());
   const heard = subscribers.map(() => [] as string[]);
@@ -204,4 +270,113 @@ test('change notices published on one master reach subscribers connected to ever
   while (heard.some((messages) => !messages.includes(`c:${id}`)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   heard.forEach((messages, index) => assert.ok(messages.includes(`c:${id}`), `subscriber on master ${index} heard the change`));
   await Promise.all(subscribers.map((subscriber) => subscriber.quit()));
+});
+
+/** A WebSocket client that keeps every message, and the close code. */
+class LiveClient {
+  readonly messages: { type: string; [key: string]: unknown }[] = [];
+  readonly closed: Promise<number>;
+  readonly #socket: WebSocket;
+
+  constructor(node: TestApp, cookie: string | undefined) {
+    this.#socket = new WebSocket(`${node.url.replace('http', 'ws')}/ws`, { headers: cookie === undefined ? {} : { cookie } });
+    sockets.push(this.#socket);
+    this.#socket.on('message', (data) => this.messages.push(JSON.parse(String(data))));
+    this.closed = new Promise((resolve) => this.#socket.on('close', (code) => resolve(code)));
+  }
+
+  /** The first message so far or within `ms` that `match` accepts. */
+  async next(match: (message: LiveClient['messages'][number]) => boolean, ms = 3000): Promise<LiveClient['messages'][number]> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const found = this.messages.find(match);
+      if (found !== undefined) return found;
+      assert.ok(Date.now() < deadline, `no matching message within ${ms} ms; got ${JSON.stringify(this.messages)}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  get open(): boolean {
+    return this.#socket.readyState === WebSocket.OPEN;
+  }
+}
+
+test('a change made through node A is pushed live to a socket on node B; login keeps it, logout closes it with 4401 everywhere', async () => {
+  const onA = await sessionOn(nodeA, 'live');
+  assert.equal((await onA.post('/api/login', { username: 'pushy' })).status, 200);
+  const socket = new LiveClient(nodeB, onA.cookieHeader);
+  const hello = await socket.next((message) => message.type === 'hello');
+  assert.equal(hello.user, 'pushy');
+  assert.equal(hello.name, 'live');
+
+  assert.equal((await onA.put('/api/name', { name: 'pushed from A' })).status, 200);
+  await socket.next((message) => message.type === 'session' && message.name === 'pushed from A');
+  assert.equal((await onA.post('/api/basket/items', { sku: 'cake', qty: 3 })).status, 201);
+  const basket = await socket.next((message) => message.type === 'session' && JSON.stringify(message.basket).includes('cake'));
+  assert.deepEqual(basket.basket, [{ sku: 'tea', qty: 2 }, { sku: 'cake', qty: 3 }]);
+
+  // Logging in again through A moves the session (same slot); the socket on B follows the new id.
+  const oldId = onA.sessionId()!;
+  const relogin = await onA.post('/api/login', { username: 'pushy2' });
+  assert.equal(relogin.status, 200);
+  assert.notEqual(onA.sessionId(), oldId);
+  await socket.next((message) => message.type === 'session' && message.user === 'pushy2');
+  assert.ok(socket.open);
+  assert.equal((await onA.put('/api/name', { name: 'after login' })).status, 200);
+  await socket.next((message) => message.type === 'session' && message.name === 'after login');
+
+  // Logout through A: the key is gone, the socket on B closes with 4401, the cookie works nowhere.
+  const id = onA.sessionId()!;
+  const cookie = onA.cookies.get('dmsession')!;
+  const logout = await onA.post('/api/logout');
+  assert.equal(logout.status, 200);
+  assert.deepEqual(logout.body, { ok: true });
+  assert.ok(logout.setCookies.some((header) => /^dmsession=;/.test(header) && /max-age=0/i.test(header)));
+  const code = await Promise.race([socket.closed, new Promise<string>((resolve) => setTimeout(() => resolve('still open after 3 s'), 3000))]);
+  assert.equal(code, 4401);
+  assert.equal(await inspect.exists(key(id)), 0);
+  for (const node of [nodeA, nodeB]) {
+    const replay = new Client(node.url);
+    replay.cookies.set('dmsession', cookie);
+    const view = await replay.get('/api/session');
+    assert.equal(view.status, 200);
+    assert.match(view.body.user, /^anon-/, 'the old cookie is only a new anonymous session');
+    assert.notEqual(replay.sessionId(), id);
+  }
+});
+
+test('log out everywhere: a user with sessions on several masters and sockets on both nodes loses them all', async () => {
+  // Logins as one user until the user's sessions live on at least two masters.
+  const devices: Client[] = [];
+  const masters = new Set<number>();
+  while (masters.size < 2 || devices.length < 3) {
+    assert.ok(devices.length < 30, "the user's sessions never spread over two masters");
+    const device = new Client((devices.length % 2 ? nodeB : nodeA).url);
+    assert.equal((await device.post('/api/login', { username: 'roamer' })).status, 200);
+    devices.push(device);
+    masters.add((await ownerOf(keySlot(key(device.sessionId()!)))).port);
+  }
+  const bystander = new Client(nodeB.url);
+  assert.equal((await bystander.post('/api/login', { username: 'stayer' })).status, 200);
+  const live = devices.map((device, index) => new LiveClient(index % 2 ? nodeA : nodeB, device.cookieHeader));
+  const stays = new LiveClient(nodeA, bystander.cookieHeader);
+  await Promise.all([...live, stays].map((socket) => socket.next((message) => message.type === 'hello')));
+
+  // A separate process with the same config (an admin task), not one of the app nodes.
+  const admin = await createKeepsake(nodeA.config);
+  try {
+    const ids = devices.map((device) => device.sessionId()!);
+    assert.deepEqual((await admin.sessionManager.userSessions('roamer')).sort(), [...ids].sort());
+    assert.equal(await admin.sessionManager.destroyUser('roamer'), devices.length);
+    for (const id of ids) assert.equal(await inspect.exists(key(id)), 0);
+    assert.equal(await inspect.exists(`${prefix}user:roamer`), 0, 'the user index is gone too');
+    assert.deepEqual(await admin.sessionManager.userSessions('roamer'), []);
+  } finally {
+    await admin.close();
+  }
+  const codes = await Promise.all(live.map((socket) => Promise.race([socket.closed, new Promise((resolve) => setTimeout(() => resolve('open after 3 s'), 3000))])));
+  assert.deepEqual(codes, devices.map(() => 4401));
+  for (const device of devices) assert.equal((await device.get('/api/session')).body.authenticated, false);
+  assert.equal((await bystander.get('/api/session')).body.user, 'stayer');
+  assert.ok(stays.open, "another user's socket stays open");
 });

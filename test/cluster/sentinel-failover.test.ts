@@ -103,8 +103,9 @@ test('sessions keep working across a Sentinel failover: 503 while no master answ
   }
 
   const phases = {
-    before: rounds.filter((round) => round.startedAt < killedAt),
-    during: rounds.filter((round) => round.startedAt >= killedAt && round.startedAt < failedOverAt),
+    // Rounds still in flight when the master died count as "during".
+    before: rounds.filter((round) => round.endedAt < killedAt),
+    during: rounds.filter((round) => round.endedAt >= killedAt && round.startedAt < failedOverAt),
     after: rounds.filter((round) => round.startedAt >= failedOverAt),
   };
   for (const [phase, list] of Object.entries(phases)) {

@@ -18,7 +18,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = path.join(ROOT, 'bin', 'keepsake.js');
 
 const redis = inspector();
-const prefix = testPrefix('cli');
+const prefix = testPrefix('cli-session');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'keepsake-cli-'));
 const configFile = path.join(dir, 'app.ini');
 let server: TestApp;

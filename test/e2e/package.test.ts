@@ -5,7 +5,7 @@
  * type-checked here, against the packed types.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -220,19 +220,69 @@ export const readOnlyCode: string = new SessionReadOnlyError('put()').code;
 `,
   );
   // The docs' examples travel in the package (docs/ is in "files"): check the shipped copies.
-  const examples = (await readdir(join(installed, 'docs', 'examples'))).filter((file) => file.endsWith('.ts'));
-  assert.ok(examples.length >= 2, 'docs/examples holds the README tour and the getting-started example');
+  const examples = (await listFiles(join(installed, 'docs', 'examples'), '.ts')).map((file) => relative(join(installed, 'docs'), file));
+  for (const example of ['examples/readme-tour.ts', 'examples/getting-started/server.ts']) {
+    assert.ok(examples.includes(example), `${example} is not in the package`);
+  }
   await cp(join(installed, 'docs', 'examples'), join(project, 'examples'), { recursive: true });
   await writeFile(
     join(project, 'tsconfig.json'),
     JSON.stringify({
       // What `tsc --init` gives a Node project today, with NodeNext resolution (package "exports").
-      compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: true, noEmit: true, types: ['node'] },
-      include: ['typed-session.ts', 'examples/*.ts'],
+      // (Emitting, so that the getting-started app can be run below.)
+      compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: true, types: ['node'], outDir: 'out' },
+      include: ['typed-session.ts', 'examples/**/*.ts'],
     }),
   );
   const tsc = await run(process.execPath, [join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], project);
   assert.equal(tsc.code, 0, `tsc failed:\n${tsc.stdout}${tsc.stderr}`);
+});
+
+test('the getting-started app runs as docs/getting-started.md says: visits counted, name kept, bad input a 400, SIGTERM exits 0', async () => {
+  const server = join(project, 'out', 'examples', 'getting-started', 'server.js');
+  assert.ok(readdirSync(dirname(server)).includes('server.js'), 'the previous test compiled the example');
+  // The guide has users copy the shipped config/app.ini; here on a free port and a test key prefix.
+  const shipped = await readFile(join(installed, 'config', 'app.ini'), 'utf8');
+  await mkdir(join(project, 'config'), { recursive: true });
+  await writeFile(join(project, 'config', 'app.ini'), shipped.replace(/^port = 3000$/m, 'port = 0').replace(/^key_prefix = .*$/m, `key_prefix = ${prefix}`));
+
+  const child = spawn(process.execPath, [server], { cwd: project, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let log = '';
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the example did not listen within 20 s:\n${log}`)), 20_000);
+      const read = (chunk: Buffer) => {
+        log += chunk.toString('utf8');
+        const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
+        if (match !== null) {
+          clearTimeout(timer);
+          resolve(match[1]!);
+        }
+      };
+      child.stdout.on('data', read);
+      child.stderr.on('data', read);
+      void exited.then(() => reject(new Error(`the example exited:\n${log}`)));
+    });
+
+    const first = await fetch(`${url}/hello`);
+    assert.equal(first.status, 200);
+    assert.deepEqual(await first.json(), { hello: 'stranger', visits: 1 });
+    const cookie = first.headers.getSetCookie()[0]!.split(';')[0]!;
+    assert.match(cookie, /^dmsession=/);
+    const renamed = await fetch(`${url}/name`, { method: 'PUT', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Ada' }) });
+    assert.deepEqual([renamed.status, await renamed.json()], [200, { name: 'Ada' }]);
+    const second = await fetch(`${url}/hello`, { headers: { cookie } });
+    assert.deepEqual([second.status, await second.json()], [200, { hello: 'Ada', visits: 2 }]);
+    const bad = await fetch(`${url}/name`, { method: 'PUT', headers: { cookie, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as { error: { code: string } }).error.code, 'ERR_VALIDATION');
+  } finally {
+    child.kill('SIGTERM');
+  }
+  const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 10_000).unref())]);
+  if (code === 'still running') child.kill('SIGKILL');
+  assert.equal(code, 0, `exit after SIGTERM:\n${log}`);
 });
 
 test('npx keepsake config check runs from the fresh project: exit 0 with secrets masked, or the bad key named', async () => {

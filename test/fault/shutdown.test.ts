@@ -114,15 +114,23 @@ test('SIGTERM with slow requests and open WebSockets: replies complete and persi
   sockets.push(await openSocket(served.url, new Client(served.url))); // a socket without a session
 
   // Make every request slow: Redis stalls, so they wait inside the app for their load and persist.
-  const sleeping = redisCommand(redis.port, ['DEBUG', 'SLEEP', '1.5'], { timeoutMs: 10_000 });
+  const sleeping = redisCommand(redis.port, ['DEBUG', 'SLEEP', '2.5'], { timeoutMs: 10_000 });
   await sleep(100);
-  const inFlight = clients.map((client, i) => client.put('/api/name', { name: `during-${i}` }));
+  let settled = 0;
+  const inFlight = clients.map((client, i) => client.put('/api/name', { name: `during-${i}` }).finally(() => settled++));
   await sleep(300); // the requests have reached the server
 
   const signalled = Date.now();
   served.child.kill('SIGTERM');
-  await sleep(500);
-  assert.equal(await refused(served.url), true, 'new connections are refused once shutdown began');
+  // The listening socket closes while the slow requests are still being served.
+  let refusedAfter: number | undefined;
+  while (refusedAfter === undefined && Date.now() - signalled < 3000) {
+    if (await refused(served.url)) refusedAfter = Date.now() - signalled;
+    else await sleep(50);
+  }
+  t.diagnostic(`new connections refused ${refusedAfter} ms after SIGTERM`);
+  assert.ok(refusedAfter !== undefined, `new connections still accepted 3 s after SIGTERM; stderr:\n${served.stderr()}`);
+  assert.equal(settled, 0, 'no in-flight request had finished yet (Redis still sleeps)');
 
   const replies = await Promise.all(inFlight);
   replies.forEach((reply, i) => {
@@ -165,4 +173,27 @@ test('SIGINT on an idle server exits 0 at once', async (t) => {
   assert.equal(exit.code, 0, served.stderr());
   assert.ok(exit.at - signalled < 5000);
   assert.doesNotMatch(served.stderr(), /shutdown_timeout_ms/);
+});
+
+test('persist = after_response: app.close() waits for the persists still running after their replies', async (t) => {
+  const redis = await RedisServer.start();
+  t.after(() => redis.stop());
+  const pool = { default: { port: String(redis.port), command_timeout_ms: '3000' } };
+  const app = await startApp({ session: { persist: 'after_response' }, redis_connection_pool: pool });
+  let closed = false;
+  t.after(() => (closed ? undefined : app.close()));
+  const client = new Client(app.url);
+  assert.equal((await client.put('/api/name', { name: 'first' })).status, 200);
+  await sleep(100);
+
+  // Writes stall (reads go on): the reply leaves, its persist waits in Redis.
+  await redis.process.command(['CLIENT', 'PAUSE', '1000', 'WRITE']);
+  assert.equal((await client.put('/api/name', { name: 'second' })).status, 200);
+  await app.close();
+  closed = true;
+
+  const reader = await startApp({ session: { key_prefix: app.prefix }, redis_connection_pool: pool });
+  t.after(() => reader.close());
+  const view = await new Client(reader.url).get('/api/session', { cookie: client.cookieHeader! });
+  assert.equal(view.body.name, 'second', 'the late persist finished before the pools closed');
 });
