@@ -173,6 +173,7 @@ async function main(): Promise<void> {
     console.log(line);
     lines.push(line);
   };
+  const loadBefore = os.loadavg()[0]!;
   try {
     server = await ServerProcess.start(redis.port);
     const url = server.url;
@@ -249,6 +250,7 @@ async function main(): Promise<void> {
     say();
     say(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, redis-server ${parseInfo(String(await redis.process.command(['INFO', 'server']))).get('redis_version')} (throwaway, no persistence).`);
     say('The demo app (`/ws`) runs in its own process; clients are `ws` sockets in the driver process, all on 127.0.0.1.');
+    say(`Load average (1 min) at start ${loadBefore.toFixed(1)}, at end ${os.loadavg()[0]!.toFixed(1)}: timings on a busy machine are upper bounds.`);
     say();
     say('## Handshake cost (after the node’s subscriber is up)');
     say();

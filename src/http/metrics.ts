@@ -3,9 +3,10 @@
  * process never clash: requests, sessions started/persisted/failed, persist latency, pool
  * size/borrowed/pending, open sockets and pub/sub reconnects.
  *
- * Cheap on the hot path: a request costs one cached counter increment and one histogram
- * observation; session metrics arrive through the SessionObserver hooks the manager already calls;
- * pool and socket gauges are read only when /metrics is scraped.
+ * Cheap on the hot path: prom-client hashes label sets on every call (microseconds), so a
+ * request only adds to plain numbers of its series (tens of nanoseconds) and prom-client formats
+ * them when /metrics is scraped. Session metrics arrive through the SessionObserver hooks (those
+ * requests wait on Redis anyway); pool and socket gauges are read only at scrape time.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -29,17 +30,24 @@ export interface SocketMetrics {
   watchSubscriber(client: { on(event: 'ready', listener: () => void): unknown }): void;
 }
 
+type RequestLabels = { method: string; route: string; status: string };
+
+/** Seconds; the request latency buckets. */
+const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** One method/route/status: a count and latency buckets in plain numbers. */
 interface RequestSeries {
-  count: Counter.Internal;
-  duration: Histogram.Internal<'method' | 'route'>;
+  readonly labels: RequestLabels;
+  count: number;
+  sum: number;
+  /** Observations per bucket (not cumulative); the last slot is +Inf. */
+  readonly buckets: Float64Array;
 }
 
 /** keepsake's metrics; also the SessionObserver the SessionManager reports to. */
 export class Metrics implements SessionObserver, SocketMetrics {
   /** This app's registry (never prom-client's global one). */
   readonly registry = new Registry();
-  readonly #requests: Counter<'method' | 'route' | 'status'>;
-  readonly #requestDuration: Histogram<'method' | 'route'>;
   readonly #sessionsStarted: Counter<'created'>;
   readonly #persisted: Counter;
   readonly #persistFailures: Counter;
@@ -50,14 +58,18 @@ export class Metrics implements SessionObserver, SocketMetrics {
 
   constructor({ redisPools }: { redisPools: RedisPools }) {
     const registers = [this.registry];
-    this.#requests = new Counter({ name: 'keepsake_http_requests_total', help: 'HTTP requests answered, by method, route and status', labelNames: ['method', 'route', 'status'], registers });
-    this.#requestDuration = new Histogram({
-      name: 'keepsake_http_request_duration_seconds',
-      help: 'Time from request received to reply sent, by method and route',
-      labelNames: ['method', 'route'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    const series = this.#series;
+    new Counter({
+      name: 'keepsake_http_requests_total',
+      help: 'HTTP requests answered, by method, route and status',
+      labelNames: ['method', 'route', 'status'],
       registers,
+      collect() {
+        this.reset();
+        for (const one of series.values()) this.inc(one.labels, one.count);
+      },
     });
+    this.registry.registerMetric(requestDurationMetric(series) as never);
     this.#sessionsStarted = new Counter({ name: 'keepsake_sessions_started_total', help: 'Sessions started by requests; created="true" for new sessions', labelNames: ['created'], registers });
     this.#persisted = new Counter({ name: 'keepsake_session_persists_total', help: 'Session persists that reached Redis', registers });
     this.#persistFailures = new Counter({ name: 'keepsake_session_persist_failures_total', help: 'Session persists that failed (the reply became an error, or it was logged with persist = after_response)', registers });
@@ -109,15 +121,15 @@ export class Metrics implements SessionObserver, SocketMetrics {
     const key = `${method} ${route ?? UNMATCHED} ${status}`;
     let series = this.#series.get(key);
     if (series === undefined) {
-      const routeLabel = route ?? UNMATCHED;
-      series = {
-        count: this.#requests.labels({ method, route: routeLabel, status: String(status) }),
-        duration: this.#requestDuration.labels({ method, route: routeLabel }),
-      };
+      series = { labels: { method, route: route ?? UNMATCHED, status: String(status) }, count: 0, sum: 0, buckets: new Float64Array(REQUEST_BUCKETS.length + 1) };
       this.#series.set(key, series);
     }
-    series.count.inc();
-    series.duration.observe(elapsedMs / 1000);
+    const seconds = elapsedMs / 1000;
+    let bucket = 0;
+    while (bucket < REQUEST_BUCKETS.length && seconds > REQUEST_BUCKETS[bucket]!) bucket++;
+    series.buckets[bucket]!++;
+    series.count++;
+    series.sum += seconds;
   }
 
   started(created: boolean): void {
@@ -148,6 +160,38 @@ export class Metrics implements SessionObserver, SocketMetrics {
       else this.pubsubReconnected();
     });
   }
+}
+
+/**
+ * The request latency histogram as prom-client's registry reads a metric (`get()`), built from
+ * the plain numbers of each series at scrape time.
+ */
+function requestDurationMetric(series: Map<string, RequestSeries>) {
+  const name = 'keepsake_http_request_duration_seconds';
+  const help = 'Time from request received to reply sent, by method, route and status';
+  return {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    get() {
+      const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
+      for (const one of series.values()) {
+        let cumulative = 0;
+        REQUEST_BUCKETS.forEach((le, i) => {
+          cumulative += one.buckets[i]!;
+          values.push({ metricName: `${name}_bucket`, labels: { ...one.labels, le }, value: cumulative });
+        });
+        values.push({ metricName: `${name}_bucket`, labels: { ...one.labels, le: '+Inf' }, value: one.count });
+        values.push({ metricName: `${name}_sum`, labels: one.labels, value: one.sum });
+        values.push({ metricName: `${name}_count`, labels: one.labels, value: one.count });
+      }
+      return { name, help, type: 'histogram', aggregator: 'sum', values };
+    },
+    reset() {
+      series.clear();
+    },
+  };
 }
 
 export interface MetricsPluginOptions {

@@ -54,6 +54,9 @@ export function createRedisClient(pool: PoolConfig, purpose: string): RedisClien
       name: pool.sentinel_name,
       sentinelPassword: pool.sentinel_password,
       sentinelRetryStrategy: reconnectDelay,
+      // Without these ioredis would talk plain TCP to the sentinels and to the master they name.
+      enableTLSForSentinelMode: pool.tls,
+      sentinelTLS: pool.tls ? {} : undefined,
     });
   }
   return new Redis({ ...options, host: pool.host, port: pool.port });

@@ -21,6 +21,16 @@ const trace = debuglog('keepsake');
 const CREATE_FAILURE_PAUSE_MS = 100;
 
 /**
+ * A connection unused for this long is PINGed when borrowed: a network cut (a firewall or NAT
+ * dropping an idle connection) leaves an idle socket looking `ready`. Busy connections are never
+ * PINGed, so a borrow costs no round trip under load.
+ */
+export const IDLE_PING_AFTER_MS = 5000;
+
+/** Longest wait for that PING (at most half of acquire_timeout_ms, leaving time to connect anew). */
+const IDLE_PING_TIMEOUT_MS = 250;
+
+/**
  * One named pool of Redis connections (a `[redis_connection_pool.NAME]` section), from
  * `redisPools.get(name)`. Opens no connection until first used.
  */
@@ -28,6 +38,10 @@ export class RedisPool {
   readonly name: string;
   readonly config: PoolConfig;
   readonly #pool: Pool<RedisClient>;
+  /** Every connection the pool holds, and when each was last given back. */
+  readonly #lastUsed = new Map<RedisClient, number>();
+  /** Connections not to lend again: a command timed out on them, or an idle PING failed. */
+  readonly #suspect = new WeakSet<RedisClient>();
 
   constructor(name: string, config: PoolConfig) {
     this.name = name;
@@ -36,8 +50,7 @@ export class RedisPool {
       {
         create: () => this.#connect(),
         destroy: async (client) => this.#retire(client),
-        // Healthy is what ioredis says it is: no PING per borrow.
-        validate: async (client) => client.status === 'ready',
+        validate: (client) => this.#healthy(client),
       },
       {
         min: config.min,
@@ -55,30 +68,55 @@ export class RedisPool {
 
   /**
    * Borrows a connection, lets `issue` send its commands, gives the connection back at once and
-   * then waits for the replies. `issue` must send every command synchronously.
+   * then waits for the replies. `issue` must send every command synchronously, and may be run a
+   * second time on a Redis Cluster (see below), so its commands must be safe to repeat.
    * @throws SessionStoreUnavailableError when no connection comes within acquire_timeout_ms, or
    *   Redis fails or does not answer within command_timeout_ms.
    */
   async run<T>(issue: (client: RedisClient) => Promise<T>): Promise<T> {
-    let client: RedisClient;
+    const pending = this.#send(await this.#borrow(), issue, true);
     try {
-      client = await this.#pool.acquire();
+      return await pending;
+    } catch (error) {
+      if (!isRedirection(error)) throw this.unavailable(error);
+      // ioredis follows MOVED/ASK itself, except in an auto-pipelined batch whose replies mix
+      // redirections with results (commands of other requests for other slots of the same master,
+      // during resharding): then each command gets the redirection as its error. Redis redirects
+      // before running a command, so sending them again, one by one, is safe.
+      trace('pool %s: %s in a shared batch; issuing again without auto-pipelining', this.name, (error as Error).message);
+      const again = this.#send(await this.#borrow(), issue, false);
+      try {
+        return await again;
+      } catch (error) {
+        throw this.unavailable(error);
+      }
+    }
+  }
+
+  async #borrow(): Promise<RedisClient> {
+    try {
+      return await this.#pool.acquire();
     } catch (error) {
       throw new SessionStoreUnavailableError(
         `Redis pool '${this.name}' had no usable connection within ${this.config.acquire_timeout_ms} ms (redis_connection_pool.${this.name}.acquire_timeout_ms)`,
         { cause: error },
       );
     }
-    let pending: Promise<T>;
+  }
+
+  /** Lets `issue` send its commands on `client`, then gives the connection back at once. */
+  #send<T>(client: RedisClient, issue: (client: RedisClient) => Promise<T>, pipelined: boolean): Promise<T> {
+    // Safe to flip on a shared connection: `issue` sends synchronously, nothing else runs meanwhile.
+    const options = client.options as { enableAutoPipelining?: boolean };
+    if (!pipelined) options.enableAutoPipelining = false;
     try {
-      pending = issue(client);
+      const pending = issue(client);
+      pending.catch((error: unknown) => this.#failed(client, error));
+      return pending;
     } finally {
+      if (!pipelined) options.enableAutoPipelining = true;
+      this.#lastUsed.set(client, Date.now());
       void this.#pool.release(client);
-    }
-    try {
-      return await pending;
-    } catch (error) {
-      throw this.unavailable(error);
     }
   }
 
@@ -131,6 +169,30 @@ export class RedisPool {
     await this.#pool.clear();
   }
 
+  /**
+   * Healthy is what ioredis says it is (no PING per borrow), unless a command timed out on the
+   * connection; one idle for IDLE_PING_AFTER_MS is PINGed first.
+   */
+  async #healthy(client: RedisClient): Promise<boolean> {
+    if (client.status !== 'ready' || this.#suspect.has(client)) return false;
+    const lastUsed = this.#lastUsed.get(client) ?? Date.now();
+    if (Date.now() - lastUsed < IDLE_PING_AFTER_MS) return true;
+    const timeoutMs = Math.min(IDLE_PING_TIMEOUT_MS, Math.floor(this.config.acquire_timeout_ms / 2));
+    try {
+      if ((await withTimeout(client.ping(), timeoutMs, 'idle PING')) === 'PONG') return true;
+    } catch (error) {
+      trace('pool %s: idle connection failed its PING: %s', this.name, (error as Error).message);
+    }
+    // Whatever cut this one cut the others idle as long: replace them all rather than PING each.
+    for (const [other, otherLastUsed] of this.#lastUsed) if (otherLastUsed <= lastUsed) this.#suspect.add(other);
+    return false;
+  }
+
+  /** A timeout leaves the connection in doubt (a network cut looks the same as a slow Redis): retire it. */
+  #failed(client: RedisClient, error: unknown): void {
+    if (/timed? ?out/i.test((error as Error)?.message ?? '')) this.#suspect.add(client);
+  }
+
   async #connect(): Promise<RedisClient> {
     const client = createRedisClient(this.config, this.name);
     // Silence the default "Unhandled error event" log; failures surface through commands.
@@ -143,6 +205,7 @@ export class RedisPool {
       // A Redis that restarted has lost the library: load it again before queued commands run.
       client.on('ready', () => void loadLibrary(client).catch((error: Error) => trace('function load: %s', error.message)));
       trace('pool %s: connection created', this.name);
+      this.#lastUsed.set(client, Date.now());
       return client;
     } catch (error) {
       client.disconnect();
@@ -152,6 +215,7 @@ export class RedisPool {
   }
 
   #retire(client: RedisClient): void {
+    this.#lastUsed.delete(client);
     // Commands already issued on it may still be completing after a reconnect; command_timeout_ms
     // bounds them, so disconnect only after that.
     if (client.status === 'ready') {
@@ -160,6 +224,11 @@ export class RedisPool {
     }
     setTimeout(() => client.disconnect(), this.config.command_timeout_ms + 50).unref();
   }
+}
+
+/** A Redis Cluster redirection (`MOVED <slot> <host:port>`, `ASK …`): the command did not run. */
+function isRedirection(error: unknown): boolean {
+  return /^(MOVED|ASK) \d+ /.test((error as Error)?.message ?? '');
 }
 
 async function loadLibrary(client: RedisClient): Promise<void> {

@@ -9,7 +9,10 @@ import { SessionValueError } from '../errors.js';
 export class ValueCodec {
   readonly #packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'bigint' });
 
-  /** @throws SessionValueError naming `key` when the value cannot round-trip (functions, symbols). */
+  /**
+   * @throws SessionValueError naming `key` when the value would not come back as it went in:
+   *   functions, symbols, Maps, Sets, class instances.
+   */
   encode(key: string, value: unknown): Buffer {
     const unsupported = findUnsupported(value, 0);
     if (unsupported !== undefined) throw new SessionValueError(key, unsupported);
@@ -26,10 +29,15 @@ export class ValueCodec {
   }
 }
 
-// msgpackr silently turns functions into undefined; refuse them instead of losing data.
+// msgpackr silently turns functions into undefined, Maps into objects, Sets into arrays and class
+// instances into plain objects; refuse them instead of handing back something else later.
 function findUnsupported(value: unknown, depth: number): unknown {
   if (typeof value === 'function' || typeof value === 'symbol') return value;
-  if (value === null || typeof value !== 'object' || depth > 32 || ArrayBuffer.isView(value)) return undefined;
+  if (value === null || typeof value !== 'object' || depth > 32 || ArrayBuffer.isView(value) || value instanceof Date) return undefined;
+  if (!Array.isArray(value)) {
+    const prototype = Object.getPrototypeOf(value);
+    if (prototype !== Object.prototype && prototype !== null) return value;
+  }
   for (const inner of Array.isArray(value) ? value : Object.values(value)) {
     const found = findUnsupported(inner, depth + 1);
     if (found !== undefined) return found;

@@ -71,72 +71,117 @@ interface ViewState {
   user: string;
   authenticated: boolean;
   session: Session | null;
-  /** Read-only copies handed out for the session currently shown, by key. */
-  copies: Map<string, unknown>;
+  /** Read-only copies handed out for the session currently shown, by key (made on first get). */
+  copies: Map<string, unknown> | null;
+  readonly data: ReadOnlySessionData;
+}
+
+// State lives here, keyed by the (proxied) view and data objects: nothing reachable from a view
+// leads to it or to the Session underneath, and a socket's view costs a few small objects, no
+// closures (10,000 sockets are 10,000 views).
+const STATES = new WeakMap<object, ViewState>();
+
+function stateOf(self: object): ViewState {
+  const state = STATES.get(self);
+  if (state === undefined) throw new TypeError('not a read-only session (call its methods on it, not detached)');
+  return state;
+}
+
+class ReadOnlyData implements ReadOnlySessionData {
+  get<K extends SessionKey>(key: K): DeepReadonly<SessionValue<K>> | undefined {
+    const state = stateOf(this);
+    if (state.copies?.has(key)) return state.copies.get(key) as DeepReadonly<SessionValue<K>>;
+    const value = state.session?.data.get(key);
+    if (value === undefined) return undefined;
+    const copy = readOnlyCopy(value, key);
+    (state.copies ??= new Map()).set(key, copy);
+    return copy as DeepReadonly<SessionValue<K>>;
+  }
+
+  has(key: SessionKey): boolean {
+    const session = stateOf(this).session;
+    return session !== null && session.data.has(key);
+  }
+
+  keys(): string[] {
+    const session = stateOf(this).session;
+    return session === null ? [] : session.data.keys();
+  }
+
+  toJSON(): Readonly<Record<string, unknown>> {
+    const entries = this.keys().map((key) => [key, this.get(key as SessionKey)]);
+    return guard(Object.freeze(Object.fromEntries(entries)), handlerFor('session data'));
+  }
+}
+
+class ReadOnlyView implements ReadOnlySession {
+  get id(): string | null {
+    return stateOf(this).id;
+  }
+  get exists(): boolean {
+    return stateOf(this).session !== null;
+  }
+  get user(): string {
+    return stateOf(this).user;
+  }
+  get authenticated(): boolean {
+    return stateOf(this).authenticated;
+  }
+  get data(): ReadOnlySessionData {
+    return stateOf(this).data;
+  }
+  /** Not in the type: there for casts to Session. A frozen copy. */
+  get meta(): unknown {
+    const session = stateOf(this).session;
+    return readOnlyCopy(session === null ? { createdAt: 0, anonTag: '', userId: null } : { ...session.meta }, 'meta');
+  }
+  /** Not in the type: there for casts to Session. Nothing to read, nothing to write. */
+  get flashes(): unknown {
+    return NO_FLASHES;
+  }
+  toJSON(): Record<string, unknown> {
+    return { id: this.id, exists: this.exists, user: this.user, authenticated: this.authenticated, data: this.data.toJSON() };
+  }
+}
+
+// Frozen, so a cast cannot swap a method for every view at once.
+Object.freeze(ReadOnlyData.prototype);
+Object.freeze(ReadOnlyView.prototype);
+
+function newState(user: string): ViewState {
+  const data = guard(Object.freeze(new ReadOnlyData()), DATA_HANDLER);
+  const state: ViewState = { id: null, user, authenticated: false, session: null, copies: null, data };
+  STATES.set(data, state);
+  return state;
+}
+
+function newView(state: ViewState): ReadOnlySession {
+  const view = guard(Object.freeze(new ReadOnlyView()), VIEW_HANDLER);
+  STATES.set(view, state);
+  return view;
 }
 
 /** A live read-only view of `session`. */
 export function readOnlySession(session: Session): ReadOnlySessionHandle {
-  const state: ViewState = { id: null, user: '', authenticated: false, session: null, copies: new Map() };
+  const state = newState('');
   const show = (next: Session): void => {
     state.id = next.id;
     state.user = next.user;
     state.authenticated = next.authenticated;
     state.session = next;
-    state.copies = new Map();
+    state.copies = null;
   };
   show(session);
-  return { view: buildView(state), show };
+  return { view: newView(state), show };
 }
 
 /** The empty view of a connection whose handshake had no valid session cookie. */
 export function emptyReadOnlySession(user: string): ReadOnlySessionHandle {
-  const state: ViewState = { id: null, user, authenticated: false, session: null, copies: new Map() };
-  return {
-    view: buildView(state),
-    show: () => {
-      throw new Error('an empty read-only session has no session to show');
-    },
-  };
+  return { view: newView(newState(user)), show: showNothing };
 }
 
-function buildView(state: ViewState): ReadOnlySession {
-  const get = (key: string): unknown => {
-    if (state.copies.has(key)) return state.copies.get(key);
-    const value = state.session?.data.get(key as SessionKey);
-    const copy = readOnlyCopy(value, key);
-    if (value !== undefined) state.copies.set(key, copy);
-    return copy;
-  };
-  const keys = (): string[] => (state.session === null ? [] : state.session.data.keys());
-  const data = guard(
-    Object.freeze({
-      get,
-      has: (key: string): boolean => state.session !== null && state.session.data.has(key as SessionKey),
-      keys,
-      toJSON: () => guard(Object.freeze(Object.fromEntries(keys().map((key) => [key, get(key)]))), 'session data', undefined),
-    }),
-    'session data',
-    DATA_MUTATORS,
-  ) as ReadOnlySessionData;
-  // Not in the type, there for casts to Session: its metadata and flash, read-only as well.
-  const flashes = guard(Object.freeze({ get: () => undefined, keys: () => [] }), 'flash', FLASH_MUTATORS);
-  const meta = () => readOnlyCopy(state.session === null ? { createdAt: 0, anonTag: '', userId: null } : { ...state.session.meta }, 'meta');
-  const view = Object.freeze(
-    Object.defineProperties(
-      {},
-      {
-        id: { get: () => state.id, enumerable: true },
-        exists: { get: () => state.session !== null, enumerable: true },
-        user: { get: () => state.user, enumerable: true },
-        authenticated: { get: () => state.authenticated, enumerable: true },
-        data: { value: data, enumerable: true },
-        meta: { get: meta },
-        flashes: { value: flashes },
-      },
-    ),
-  );
-  return guard(view, 'session', SESSION_MUTATORS) as ReadOnlySession;
+function showNothing(): never {
+  throw new Error('an empty read-only session has no session to show');
 }
 
 /**
@@ -153,7 +198,7 @@ const MAX_DEPTH = 64;
 
 function copy(value: unknown, key: string, depth: number): unknown {
   if (value === null || typeof value !== 'object' || depth > MAX_DEPTH) return value;
-  if (Array.isArray(value)) return guard(Object.freeze(value.map((item) => copy(item, key, depth + 1))), key, undefined);
+  if (Array.isArray(value)) return guard(Object.freeze(value.map((item) => copy(item, key, depth + 1))), handlerFor(key));
   if (value instanceof Date) return guardBuiltIn(Object.freeze(new Date(value.getTime())), key, DATE_MUTATORS);
   if (value instanceof Map) {
     const entries = [...value].map(([k, v]) => [copy(k, key, depth + 1), copy(v, key, depth + 1)] as const);
@@ -167,7 +212,7 @@ function copy(value: unknown, key: string, depth: number): unknown {
   }
   const out: Record<string, unknown> = {};
   for (const [name, inner] of Object.entries(value)) out[name] = copy(inner, key, depth + 1);
-  return guard(Object.freeze(out), key, undefined);
+  return guard(Object.freeze(out), handlerFor(key));
 }
 
 const DATE_MUTATORS = new Set(Object.getOwnPropertyNames(Date.prototype).filter((name) => name.startsWith('set')));
@@ -183,15 +228,15 @@ function describe(property: string | symbol): string {
   return typeof property === 'symbol' ? property.toString() : `'${property}'`;
 }
 
-/** Writes to `target` (assignment, defineProperty, delete, prototype change) throw; `mutators` too. */
-function guard<T extends object>(target: T, key: string, mutators: readonly string[] | undefined): T {
-  const handler: ProxyHandler<T> = {
+/** A handler whose traps refuse every write (assignment, defineProperty, delete, prototype change) and `mutators`. */
+function makeHandler(key: string, mutators: readonly string[] = []): ProxyHandler<object> {
+  const handler: ProxyHandler<object> = {
     set: (_target, property) => refuse(`assigning ${describe(property)}`, key),
     defineProperty: (_target, property) => refuse(`defining ${describe(property)}`, key),
     deleteProperty: (_target, property) => refuse(`deleting ${describe(property)}`, key),
     setPrototypeOf: () => refuse('changing the prototype', key),
   };
-  if (mutators !== undefined) {
+  if (mutators.length > 0) {
     const names = new Set(mutators);
     handler.get = (object, property, receiver) => {
       if (typeof property === 'string' && names.has(property) && !(property in object)) {
@@ -200,7 +245,28 @@ function guard<T extends object>(target: T, key: string, mutators: readonly stri
       return Reflect.get(object, property, receiver);
     };
   }
-  return new Proxy(target, handler);
+  return handler;
+}
+
+const VIEW_HANDLER = makeHandler('session', SESSION_MUTATORS);
+const DATA_HANDLER = makeHandler('session data', DATA_MUTATORS);
+const NO_FLASHES = guard(Object.freeze({ get: () => undefined, keys: (): string[] => [] }), makeHandler('flash', FLASH_MUTATORS));
+
+// One handler per session key (an app has few), so copies cost no closures of their own.
+const handlers = new Map<string, ProxyHandler<object>>();
+const MAX_CACHED_HANDLERS = 1000;
+
+function handlerFor(key: string): ProxyHandler<object> {
+  let handler = handlers.get(key);
+  if (handler === undefined) {
+    handler = makeHandler(key);
+    if (handlers.size < MAX_CACHED_HANDLERS) handlers.set(key, handler);
+  }
+  return handler;
+}
+
+function guard<T extends object>(target: T, handler: ProxyHandler<object>): T {
+  return new Proxy(target, handler as ProxyHandler<T>);
 }
 
 /** Like guard, for built-ins whose methods need their real `this` (internal slots). */

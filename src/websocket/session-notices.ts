@@ -65,6 +65,7 @@ export class SessionNotices {
   #epoch = 0;
   #closed = false;
   readonly #waiters = new Set<() => void>();
+  #firstWait: Promise<void> | null = null;
   readonly #metrics: SocketMetrics | undefined;
 
   constructor({ config, sessionStore, metrics }: { config: KeepsakeConfig; sessionStore: SessionStore; metrics?: SocketMetrics }) {
@@ -97,22 +98,26 @@ export class SessionNotices {
   }
 
   /**
-   * Opens the subscriber if needed and waits until it is subscribed, at most connect + command
-   * timeout (a later subscription tells the listener, which then re-reads what it shows).
+   * Opens the subscriber on first use. The first call's wait (until subscribed, at most connect +
+   * command timeout) is shared by every handshake meanwhile; later calls never wait: a subscriber
+   * that is reconnecting tells the listener when it is back, which then re-reads what it shows.
    */
-  async start(): Promise<void> {
-    if (this.#subscribed || this.#closed) return;
-    if (this.#client === null) this.#open();
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, this.#waitMs);
-      timer.unref();
-      this.#waiters.add(done);
-    });
+  start(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (this.#firstWait === null) {
+      this.#open();
+      this.#firstWait = new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.#waiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, this.#waitMs);
+        timer.unref();
+        this.#waiters.add(done);
+      });
+    }
+    return this.#firstWait;
   }
 
   /** Unsubscribes and closes the connection (app shutdown). */

@@ -150,6 +150,18 @@ test('50 concurrent basket adds through both nodes all answer 201 and all surviv
   }
 });
 
+/** Rounds of concurrent reads and writes on `mover` and its neighbours through node A: all succeed. */
+async function burst(mover: Client, neighbours: Client[], phase: string): Promise<void> {
+  for (let round = 0; round < 5; round++) {
+    const replies = await Promise.all([
+      ...Array.from({ length: 4 }, () => mover.get('/api/session')),
+      ...neighbours.map((other, index) => (index % 2 ? other.get('/api/session') : other.put('/api/name', { name: `neighbour ${round}` }))),
+    ]);
+    const failed = replies.filter((reply) => reply.status !== 200);
+    assert.equal(failed.length, 0, `${phase} round ${round}: ${JSON.stringify(failed.map((reply) => reply.body))}`);
+  }
+}
+
 test('a session keeps working while its slot migrates to another master (ASK, then MOVED)', async () => {
   const client = await sessionOn(nodeA, 'mover');
   const sessionKey = key(client.sessionId()!);
@@ -158,6 +170,14 @@ test('a session keeps working while its slot migrates to another master (ASK, th
   const target = (await slotOwners()).find((range) => range.port !== source.port)!;
   const from = server(source.port);
   const to = server(target.port);
+  // Other sessions on the same master, in other slots.
+  const neighbours: Client[] = [];
+  for (let tries = 0; neighbours.length < 6; tries++) {
+    assert.ok(tries < 100, 'no sessions landed beside the moving one');
+    const other = await sessionOn(nodeA, 'neighbour');
+    const otherSlot = keySlot(key(other.sessionId()!));
+    if (otherSlot !== slot && (await ownerOf(otherSlot)).port === source.port) neighbours.push(other);
+  }
 
   // Migration half done: the key already lives on the target, the slot still on the source (ASK).
   await to.process.command(['CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', source.id]);
@@ -173,11 +193,15 @@ test('a session keeps working while its slot migrates to another master (ASK, th
   const add = await client.post('/api/basket/items', { sku: 'jam', qty: 1 });
   assert.equal(add.status, 201, JSON.stringify(add.body));
   assert.equal((await client.put('/api/name', { name: 'moving' })).status, 200);
+  // Concurrent requests for sessions on the same master share auto-pipelined batches with the
+  // redirected ones: a batch mixing replies and ASK must not fail the requests.
+  await burst(client, neighbours, 'ASK');
 
   // Migration finished: every master now names the target (the source answers MOVED).
   for (const node of [to, from, ...cluster.servers.filter((s) => s !== to && s !== from)]) {
     await node.process.command(['CLUSTER', 'SETSLOT', String(slot), 'NODE', target.id]);
   }
+  await burst(client, neighbours, 'MOVED');
   const onB = via(nodeB, client);
   for (const node of [client, onB]) {
     const view = await node.get('/api/session');

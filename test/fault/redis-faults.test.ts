@@ -2,9 +2,11 @@
 // recovers on its own once Redis is back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { startApp, type TestApp } from '../support/app-server.js';
 import { Client, type Reply } from '../support/http-client.js';
 import { RedisServer, redisCommand, sleep } from '../support/redis-server.js';
+import { WsClient } from '../support/ws-client.js';
 
 const ACQUIRE_MS = 500;
 const COMMAND_MS = 1000;
@@ -104,6 +106,32 @@ test('Redis killed: /health 200, /ready 503, session routes 503 within the bound
   assert.equal(await server.client().exists(`${app.prefix}${alice.sessionId()}`), 1);
 });
 
+test('Redis restarted: the WebSocket subscriber resubscribes, pushes resume and the reconnect is counted', async (t) => {
+  // appendonly: the session outlives the restart, as it would on a production Redis.
+  const { server, app } = await withServerAndApp(t, ['--appendonly', 'yes', '--appendfsync', 'always'], (s) => poolOverrides(s));
+  const alice = new Client(app.url);
+  assert.equal((await alice.put('/api/name', { name: 'Alice' })).status, 200);
+  const socket = await WsClient.open(`${app.url}/ws`, { cookie: alice.cookieHeader });
+  t.after(() => socket.socket.terminate());
+  assert.equal((await socket.next((message) => message.type === 'hello')).name, 'Alice');
+
+  await server.kill();
+  assertUnavailable(await alice.put('/api/name', { name: 'lost' }), 'PUT while Redis is down');
+  await server.restart();
+  await eventually('the write after the restart', 5000, async () => (await alice.put('/api/name', { name: 'Bob' })).status === 200);
+  // The notice of that write may have been published before the subscriber was back; the
+  // subscriber re-reads on resubscribe, so the socket shows Bob either way.
+  const pushed = await socket.next((message) => message.type === 'session' && message.name === 'Bob', 5000);
+  assert.equal(pushed.user, (await alice.get('/api/session')).body.user);
+  await eventually('the subscriber reconnect counted', 5000, async () => {
+    const text = String((await alice.get('/metrics')).body);
+    return /^keepsake_pubsub_reconnects_total [1-9]/m.test(text);
+  });
+  // And later changes are pushed as usual.
+  assert.equal((await alice.put('/api/name', { name: 'Carol' })).status, 200);
+  await socket.next((message) => message.type === 'session' && message.name === 'Carol', 2000);
+});
+
 test('CLIENT KILL TYPE normal: the next requests succeed, and borrowing sends no PING', async (t) => {
   const { server, app } = await withServerAndApp(t, [], (s) => poolOverrides(s));
   const clients = Array.from({ length: 6 }, () => new Client(app.url));
@@ -125,6 +153,94 @@ test('CLIENT KILL TYPE normal: the next requests succeed, and borrowing sends no
     assert.equal(reply.status, 200, `round ${round}: ${JSON.stringify(reply.body)}`);
   }
   assert.equal((await server.commandStats()).get('ping') ?? 0, 0, 'a borrow costs no PING');
+});
+
+/**
+ * A TCP proxy to Redis that can cut the connections it carries the way a firewall or NAT drops
+ * idle ones: silently, no FIN, no RST. New connections still go through.
+ */
+class CuttingProxy {
+  readonly #server: net.Server;
+  readonly #open = new Set<{ cut: boolean; sockets: net.Socket[] }>();
+
+  private constructor(server: net.Server) {
+    this.#server = server;
+  }
+
+  static async start(targetPort: number): Promise<CuttingProxy> {
+    const server = net.createServer();
+    const proxy = new CuttingProxy(server);
+    server.on('connection', (client) => {
+      const upstream = net.connect({ host: '127.0.0.1', port: targetPort });
+      const pair = { cut: false, sockets: [client, upstream] };
+      proxy.#open.add(pair);
+      client.on('data', (data) => void (pair.cut || upstream.write(data)));
+      upstream.on('data', (data) => void (pair.cut || client.write(data)));
+      for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+        from.on('error', () => undefined);
+        from.on('close', () => {
+          if (!pair.cut) to.destroy();
+        });
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return proxy;
+  }
+
+  get port(): number {
+    return (this.#server.address() as net.AddressInfo).port;
+  }
+
+  /** Every connection open now stops carrying data, in both directions, without closing. */
+  cutOpenConnections(): void {
+    for (const pair of this.#open) pair.cut = true;
+  }
+
+  async close(): Promise<void> {
+    for (const pair of this.#open) for (const socket of pair.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+test('network cut while idle: the stale connection is replaced without failing the request', async (t) => {
+  const server = await RedisServer.start();
+  t.after(() => server.stop());
+  const proxy = await CuttingProxy.start(server.port);
+  t.after(() => proxy.close());
+  const app = await startApp({ redis_connection_pool: { default: { port: String(proxy.port), acquire_timeout_ms: String(ACQUIRE_MS), command_timeout_ms: String(COMMAND_MS) } } });
+  t.after(() => app.close());
+  const clients = Array.from({ length: 4 }, () => new Client(app.url));
+  await Promise.all(clients.map((client) => client.put('/api/name', { name: 'before' }))); // several connections
+  for (const client of clients) assert.equal((await client.get('/api/session')).status, 200);
+
+  proxy.cutOpenConnections();
+  await sleep(5500); // idle longer than IDLE_PING_AFTER_MS (5 s)
+
+  for (const [i, client] of clients.entries()) {
+    const reply = await timed(() => client.put('/api/name', { name: `after-${i}` }));
+    assert.equal(reply.value.status, 200, `request ${i}: ${JSON.stringify(reply.value.body)}`);
+    assert.ok(reply.ms < BOUND_MS, `request ${i} took ${Math.round(reply.ms)} ms`);
+    assert.equal((await client.get('/api/session')).body.name, `after-${i}`);
+  }
+});
+
+test('network cut while busy: one 503 within the bound, then the connection is replaced', async (t) => {
+  const server = await RedisServer.start();
+  t.after(() => server.stop());
+  const proxy = await CuttingProxy.start(server.port);
+  t.after(() => proxy.close());
+  const app = await startApp({ redis_connection_pool: { default: { port: String(proxy.port), acquire_timeout_ms: String(ACQUIRE_MS), command_timeout_ms: String(COMMAND_MS) } } });
+  t.after(() => app.close());
+  const alice = new Client(app.url);
+  assert.equal((await alice.put('/api/name', { name: 'before' })).status, 200); // one connection
+
+  proxy.cutOpenConnections();
+  const cut = await timed(() => alice.put('/api/name', { name: 'during' }));
+  assertUnavailable(cut.value, 'the request on the cut connection');
+  assert.ok(cut.ms < BOUND_MS, `answered after ${Math.round(cut.ms)} ms`);
+  // The reply never came, so the connection is in doubt and is not lent again.
+  assert.equal((await alice.put('/api/name', { name: 'after' })).status, 200);
+  assert.equal((await alice.get('/api/session')).body.name, 'after');
 });
 
 test('DEBUG SLEEP with pool max 1: 503 within the bound, no hang, then OK', async (t) => {

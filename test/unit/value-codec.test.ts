@@ -18,7 +18,7 @@ test('encoding is deterministic: equal values give equal bytes', () => {
 });
 
 test('functions and symbols are refused with the key named, at any depth', () => {
-  for (const value of [() => 1, Symbol('s'), { deep: [{ fn: () => 1 }] }]) {
+  for (const value of [() => 1, Symbol('s'), { deep: [{ fn: () => 1 }] }, new Map([[1, 2]]), new Set([1]), { list: [new (class Point { x = 1 })()] }]) {
     assert.throws(
       () => codec.encode('basket', value),
       (error: unknown) => error instanceof SessionValueError && error.code === 'ERR_SESSION_VALUE_INVALID' && /'basket'/.test(error.message),
