@@ -78,11 +78,11 @@ export class RedisPool {
     try {
       return await pending;
     } catch (error) {
-      if (!isRedirection(error)) throw this.unavailable(error);
+      if (!notRun(error)) throw this.unavailable(error);
       // ioredis follows MOVED/ASK itself, except in an auto-pipelined batch whose replies mix
       // redirections with results (commands of other requests for other slots of the same master,
-      // during resharding): then each command gets the redirection as its error. Redis redirects
-      // before running a command, so sending them again, one by one, is safe.
+      // during resharding): then each command gets the redirection as its error. Nothing was run,
+      // so sending the commands again, one by one (ioredis then follows each redirection), is safe.
       trace('pool %s: %s in a shared batch; issuing again without auto-pipelining', this.name, (error as Error).message);
       const again = this.#send(await this.#borrow(), issue, false);
       try {
@@ -226,9 +226,14 @@ export class RedisPool {
   }
 }
 
-/** A Redis Cluster redirection (`MOVED <slot> <host:port>`, `ASK …`): the command did not run. */
-function isRedirection(error: unknown): boolean {
-  return /^(MOVED|ASK) \d+ /.test((error as Error)?.message ?? '');
+/**
+ * Errors that mean the command did not run, seen on a Redis Cluster during resharding: a
+ * redirection (`MOVED <slot> <host:port>`, `ASK …`), or an auto-pipelined batch ioredis refused to
+ * send because the slot map changed after the batch was formed ("…same slots allocation group").
+ */
+function notRun(error: unknown): boolean {
+  const message = (error as Error)?.message ?? '';
+  return /^(MOVED|ASK) \d+ /.test(message) || message.includes('should belong to the same slots allocation group');
 }
 
 async function loadLibrary(client: RedisClient): Promise<void> {

@@ -3,7 +3,7 @@
  * URL-encoded. The first secret signs, every secret verifies (rotation).
  */
 import { sign, unsign } from 'cookie-signature';
-import { stringifySetCookie } from 'cookie';
+import { serialize } from 'cookie';
 import type { SessionConfig } from '../config/schema.js';
 import { isSessionId } from './session-id.js';
 
@@ -78,9 +78,7 @@ export class CookieCodec {
   }
 
   #setCookie(value: string, maxAge: number): string {
-    return stringifySetCookie({
-      name: this.#session.cookie_name,
-      value,
+    return serialize(this.#session.cookie_name, value, {
       maxAge,
       path: this.#session.cookie_path,
       domain: this.#session.cookie_domain,
