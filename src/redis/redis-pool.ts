@@ -81,8 +81,8 @@ export class RedisPool {
       if (!notRun(error)) throw this.unavailable(error);
       // ioredis follows MOVED/ASK itself, except in an auto-pipelined batch whose replies mix
       // redirections with results (commands of other requests for other slots of the same master,
-      // during resharding): then each command gets the redirection as its error. Nothing was run,
-      // so sending the commands again, one by one (ioredis then follows each redirection), is safe.
+      // during resharding): then each command gets the redirection as its error. That command did
+      // not run and `issue` is repeatable, so send again, unbatched: ioredis follows each redirection.
       trace('pool %s: %s in a shared batch; issuing again without auto-pipelining', this.name, (error as Error).message);
       const again = this.#send(await this.#borrow(), issue, false);
       try {
@@ -188,9 +188,13 @@ export class RedisPool {
     return false;
   }
 
-  /** A timeout leaves the connection in doubt (a network cut looks the same as a slow Redis): retire it. */
+  /**
+   * Retires a connection a command timed out on (a network cut looks the same as a slow Redis), or
+   * that reached a read-only replica (a failover demoted its server: a new connection finds the
+   * master the sentinels name now).
+   */
   #failed(client: RedisClient, error: unknown): void {
-    if (/timed? ?out/i.test((error as Error)?.message ?? '')) this.#suspect.add(client);
+    if (/timed? ?out|^READONLY/i.test((error as Error)?.message ?? '')) this.#suspect.add(client);
   }
 
   async #connect(): Promise<RedisClient> {

@@ -2,7 +2,7 @@
  * @module One open WebSocket as a controller sees it: the read-only live session, the user,
  * send and close.
  */
-import WebSocket from 'ws';
+import type { WebSocket } from 'ws';
 import type { ReadOnlySession } from './read-only-session.js';
 import type { WebSocketController } from './websocket-controller.js';
 
@@ -10,6 +10,11 @@ import type { WebSocketController } from './websocket-controller.js';
 export const CLOSE_SESSION_ENDED = 4401;
 /** Close code when the server shuts down (RFC 6455 "going away"). */
 export const CLOSE_GOING_AWAY = 1001;
+
+// ws's readyState values (no runtime import of ws: it comes with @fastify/websocket).
+export const OPEN = 1;
+export const CLOSING = 2;
+export const CLOSED = 3;
 
 let nextId = 0;
 
@@ -43,7 +48,7 @@ export class Connection {
 
   /** True while messages can be sent. */
   get open(): boolean {
-    return this.socket.readyState === WebSocket.OPEN;
+    return this.socket.readyState === OPEN;
   }
 
   /**
@@ -59,7 +64,7 @@ export class Connection {
 
   /** Starts the closing handshake with `code` (1000 or 3000–4999) and a short `reason`. */
   close(code = 1000, reason = ''): void {
-    if (this.socket.readyState === WebSocket.CLOSING || this.socket.readyState === WebSocket.CLOSED) return;
+    if (this.socket.readyState === CLOSING || this.socket.readyState === CLOSED) return;
     this.socket.close(code, reason);
   }
 

@@ -9,7 +9,7 @@
  * After the subscriber reconnects, every session with sockets here is re-read.
  */
 import { debuglog } from 'node:util';
-import WebSocket from 'ws';
+import type { WebSocket } from 'ws';
 import type { KeepsakeConfig } from '../config/schema.js';
 import type { CookieCodec } from '../session/cookie-codec.js';
 import { newAnonymousTag } from '../session/session-id.js';
@@ -17,7 +17,7 @@ import type { SessionManager } from '../session/session-manager.js';
 import type { SessionNotice } from '../session/session-store.js';
 import type { Session } from '../session/session.js';
 import type { ValueCodec } from '../session/value-codec.js';
-import { CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, Connection } from './connection.js';
+import { CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, CLOSED, Connection } from './connection.js';
 import type { ConnectionRegistry, SessionSockets } from './connection-registry.js';
 import { emptyReadOnlySession, readOnlySession } from './read-only-session.js';
 import type { NoticeListener, SessionNotices, UserNotice } from './session-notices.js';
@@ -49,6 +49,17 @@ export interface LiveSessionsDeps {
 
 type Hook = 'onOpen' | 'onMessage' | 'onClose' | 'onError' | 'onSessionChange';
 
+/** Notices recorded for a session id while handshakes of it are under way. */
+interface PendingNotices {
+  count: number;
+  notices: SessionNotice[];
+  /** More came than are kept: whoever registers re-reads the session instead. */
+  overflowed: boolean;
+}
+
+/** Notices kept per session during handshakes (they last milliseconds; this only bounds a storm). */
+const MAX_PENDING_NOTICES = 64;
+
 export class LiveSessions implements NoticeListener {
   readonly config: KeepsakeConfig;
   readonly #sessions: SessionManager;
@@ -57,7 +68,7 @@ export class LiveSessions implements NoticeListener {
   readonly #registry: ConnectionRegistry;
   readonly #notices: SessionNotices;
   /** Notices for sessions whose handshake is under way, so none is lost before the socket is registered. */
-  readonly #pending = new Map<string, { count: number; notices: SessionNotice[] }>();
+  readonly #pending = new Map<string, PendingNotices>();
   /** The hooks still running per connection (only while one is async): hooks run one at a time, in order. */
   readonly #running = new WeakMap<Connection, Promise<void>>();
   /** What each session's sockets were last shown, to tell a real change from a re-read. */
@@ -94,7 +105,7 @@ export class LiveSessions implements NoticeListener {
     const id = this.#cookies.read(cookieHeader)?.id;
     if (id === undefined) return { session: null, epoch, release: () => [] };
     let pending = this.#pending.get(id);
-    if (pending === undefined) this.#pending.set(id, (pending = { count: 0, notices: [] }));
+    if (pending === undefined) this.#pending.set(id, (pending = { count: 0, notices: [], overflowed: false }));
     pending.count++;
     const mark = pending.notices.length;
     let released = false;
@@ -102,6 +113,7 @@ export class LiveSessions implements NoticeListener {
       if (released) return [];
       released = true;
       const notices = pending.notices.slice(mark);
+      if (pending.overflowed) notices.push({ kind: 'changed', id });
       if (--pending.count === 0 && this.#pending.get(id) === pending) this.#pending.delete(id);
       return notices;
     };
@@ -139,7 +151,7 @@ export class LiveSessions implements NoticeListener {
     // What happened to the session between the read and now.
     const missed = handshake.release();
     if (entry !== null) {
-      for (const notice of missed) this.sessionNotice(notice);
+      for (const notice of missed) this.#apply(notice);
       if (handshake.epoch !== this.#notices.epoch && entry.live) this.#refresh(entry, false);
     }
     return connection;
@@ -147,7 +159,15 @@ export class LiveSessions implements NoticeListener {
 
   /** @internal A session notice from the subscriber. */
   sessionNotice(notice: SessionNotice): void {
-    this.#pending.get(notice.id)?.notices.push(notice);
+    const pending = this.#pending.get(notice.id);
+    if (pending !== undefined) {
+      if (pending.notices.length < MAX_PENDING_NOTICES) pending.notices.push(notice);
+      else pending.overflowed = true;
+    }
+    this.#apply(notice);
+  }
+
+  #apply(notice: SessionNotice): void {
     const entry = this.#registry.entry(notice.id);
     if (entry === undefined) return;
     switch (notice.kind) {
@@ -184,7 +204,7 @@ export class LiveSessions implements NoticeListener {
     if (open.length > 0) {
       const closed = Promise.all(
         open.map((connection) =>
-          connection.socket.readyState === WebSocket.CLOSED ? undefined : new Promise((resolve) => connection.socket.once('close', resolve)),
+          connection.socket.readyState === CLOSED ? undefined : new Promise((resolve) => connection.socket.once('close', resolve)),
         ),
       );
       for (const connection of open) connection.close(CLOSE_GOING_AWAY, 'server shutting down');

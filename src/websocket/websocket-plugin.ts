@@ -70,7 +70,12 @@ async function websocketPlugin(app: FastifyInstance, { liveSessions, routes = {}
         return reply.code(426).header('upgrade', 'websocket').send(errorBody(new BadRequestError(426, `${path} is a WebSocket route: send a WebSocket handshake (Upgrade: websocket)`)));
       },
       wsHandler: (socket, request) => {
-        liveSessions.open(socket, getHandshake(request), controller);
+        try {
+          liveSessions.open(socket, takeHandshake(request), controller);
+        } catch (error) {
+          trace('websocket open failed: %s', (error as Error).stack);
+          socket.close(1011, 'internal error');
+        }
       },
     });
     return this;
@@ -82,11 +87,15 @@ async function websocketPlugin(app: FastifyInstance, { liveSessions, routes = {}
 function setHandshake(request: FastifyRequest, handshake: Handshake): void {
   (request as unknown as Record<symbol, Handshake>)[kHandshake] = handshake;
   // If the client leaves before the upgrade, no socket will release the notices recorded for it.
-  request.raw.socket.once('close', () => handshake.release());
+  request.raw.socket.once('close', handshake.release);
 }
 
-function getHandshake(request: FastifyRequest): Handshake {
-  return (request as unknown as Record<symbol, Handshake>)[kHandshake]!;
+/** The handshake of `request`, dropped from it (the request lives as long as its socket). */
+function takeHandshake(request: FastifyRequest): Handshake {
+  const slot = request as unknown as Record<symbol, Handshake | null>;
+  const handshake = slot[kHandshake]!;
+  slot[kHandshake] = null;
+  return handshake;
 }
 
 /** Origins compare as browsers send them: lowercase scheme and host, no trailing slash. */

@@ -3,10 +3,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseConfigText } from '../../src/index.js';
 
 const CLI = fileURLToPath(new URL('../../../bin/keepsake.js', import.meta.url));
 let dir: string;
@@ -106,4 +107,16 @@ test('a bad port, sentinels without sentinel_name, cluster with sentinels, db 3 
   assert.match(result.stderr, /redis_connection_pool\.noname\.sentinel_name: expected the master name/);
   assert.match(result.stderr, /redis_connection_pool\.both\.sentinels: expected either cluster or sentinels/);
   assert.match(result.stderr, /redis_connection_pool\.db3\.db: expected 0/);
+});
+
+test('the ini examples of docs/deployment.md are valid configs', () => {
+  const page = readFileSync(fileURLToPath(new URL('../../../docs/deployment.md', import.meta.url)), 'utf8');
+  const blocks = [...page.matchAll(/^```ini\n([\s\S]*?)^```$/gm)].map((match) => match[1]!);
+  assert.equal(blocks.length, 2, 'a Sentinel and a Cluster example');
+  const env = { REDIS_PASSWORD: 'redis-pass', SENTINEL_PASSWORD: 'sentinel-pass' };
+  const [sentinel, cluster] = blocks.map((block, index) => parseConfigText(block, `docs/deployment.md ini block ${index + 1}`, { env }).redis_connection_pool.default!);
+  assert.equal(sentinel!.sentinels!.length, 3);
+  assert.equal(sentinel!.sentinel_name, 'mymaster');
+  assert.equal(cluster!.cluster!.length, 3);
+  assert.equal(cluster!.password, 'redis-pass');
 });

@@ -79,6 +79,11 @@ test('slots are computed as Redis does, and ids picked for a slot land in it', a
     assert.ok(isSessionId(id), id);
     assert.equal(await inspect.cluster('KEYSLOT', key(id)), slot);
   }
+  // A prefix with a {hash tag} pins every key to one slot: any id will do.
+  const pinned = 'app:{sessions}:';
+  const id = newSessionIdInSlot(pinned, keySlot(`${pinned}x`));
+  assert.ok(isSessionId(id));
+  assert.equal(await inspect.cluster('KEYSLOT', pinned + id), keySlot(`${pinned}x`));
 });
 
 /** A client for `node` sharing `client`'s cookie jar: the same browser, another app node. */

@@ -296,6 +296,28 @@ describe('live: HTTP changes reach the sockets of the session', () => {
   });
 });
 
+describe('a Redis restart', () => {
+  test('the socket stays open and hears changes again once the subscriber is back', async () => {
+    const durable = await RedisServer.start({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    const node = await startApp({ redis_connection_pool: { default: { port: String(durable.port) } } });
+    try {
+      const client = await visitor(node, 'Ada');
+      const socket = await openWs(node, { cookie: client.cookieHeader });
+      await socket.nextOfType('hello');
+      await durable.kill();
+      await durable.restart();
+      // Requests succeed again within a few seconds (the pools' reconnect backoff is capped near 2 s).
+      await waitFor(async () => (await client.put('/api/name', { name: 'after-restart' })).status === 200, 10_000);
+      const pushed = await socket.next((message) => message.type === 'session' && message.name === 'after-restart', 5000);
+      assert.equal(pushed.user, (await client.get('/api/session')).body.user);
+      assert.ok(socket.open);
+    } finally {
+      await node.close();
+      await durable.stop();
+    }
+  });
+});
+
 describe('two app nodes sharing one Redis', () => {
   test('a change, a login and a logout through node A reach a socket on node B', async () => {
     const prefix = testPrefix('ws-nodes');

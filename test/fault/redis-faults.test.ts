@@ -325,6 +325,28 @@ test('maxmemory reached (noeviction): writes 503 with nothing acknowledged, read
   assert.equal((await alice.get('/api/session')).body.name, 'Alice 2');
 });
 
+test('READONLY (the server became a replica): writes 503 with nothing acknowledged; writable again: 200 without a restart', async (t) => {
+  const { server, app } = await withServerAndApp(t, [], (s) => poolOverrides(s));
+  const master = await RedisServer.start({ args: ['--repl-diskless-sync-delay', '0'] });
+  t.after(() => master.stop());
+  const alice = new Client(app.url);
+  assert.equal((await alice.put('/api/name', { name: 'Alice' })).status, 200);
+
+  // As a failover does to an old master: it now replicates another server and refuses writes.
+  await master.client().set('unrelated', '1');
+  await server.process.command(['REPLICAOF', '127.0.0.1', String(master.port)]);
+  await eventually('the replica in sync', 5000, async () => (await server.client().get('unrelated')) === '1');
+  const refused = await new Client(app.url).put('/api/name', { name: 'Mallory' });
+  assertUnavailable(refused, 'a write on a read-only replica');
+  assert.match(refused.body.error.message, /READONLY/);
+  assert.equal(refused.setCookies.length, 0);
+
+  await server.process.command(['REPLICAOF', 'NO', 'ONE']);
+  const bob = new Client(app.url);
+  assert.equal((await bob.put('/api/name', { name: 'Bob' })).status, 200);
+  assert.equal((await bob.get('/api/session')).body.name, 'Bob');
+});
+
 test('persist = after_response: a failed persist is logged and counted in /metrics', async (t) => {
   const { server, app } = await withServerAndApp(t, ['--maxmemory', '3mb', '--maxmemory-policy', 'noeviction'], (s) => ({
     ...poolOverrides(s),
