@@ -118,6 +118,13 @@ export class BadRequestError extends KeepsakeError {
   }
 }
 
+/** A WebSocket handshake from a browser page whose Origin is not in `server.ws_allowed_origins`. */
+export class OriginForbiddenError extends KeepsakeError {
+  constructor(origin: string) {
+    super('ERR_ORIGIN_FORBIDDEN', 403, `origin '${origin.slice(0, 200)}' is not in server.ws_allowed_origins`);
+  }
+}
+
 /** A WebSocket message the route does not understand. */
 export class BadMessageError extends KeepsakeError {
   constructor(message: string) {

@@ -8,6 +8,8 @@ import type { KeepsakeConfig, KeepsakeConfigInput } from './config/schema.js';
 import { createKeepsakeContainer, type KeepsakeContainer } from './container/wiring.js';
 import sessionPlugin from './http/session-plugin.js';
 import type { SessionManager } from './session/session-manager.js';
+import websocketPlugin from './websocket/websocket-plugin.js';
+import type { WebSocketController } from './websocket/websocket-controller.js';
 
 /** What `createKeepsake` returns: the config, the container and the fastify plugin. */
 export interface Keepsake {
@@ -19,6 +21,12 @@ export interface Keepsake {
   readonly sessionManager: SessionManager;
   /** Register on your fastify app: sessions persist themselves after each controller. */
   readonly plugin: (app: FastifyInstance) => Promise<void>;
+  /**
+   * Register for WebSocket routes whose sockets see the session read-only and live; then declare
+   * them with `app.webSocketRoute(path, controller)` or pass `routes`.
+   * @example await app.register(keepsake.websocket, { routes: { '/ws': new Greeter() } });
+   */
+  readonly websocket: (app: FastifyInstance, options?: { routes?: Record<string, WebSocketController> }) => Promise<void>;
   /** Drains the Redis pools and disposes every singleton. */
   close(): Promise<void>;
 }
@@ -44,6 +52,11 @@ export async function createKeepsake(source: string | KeepsakeConfig | KeepsakeC
     container,
     sessionManager,
     plugin: fp(async (app: FastifyInstance) => app.register(sessionPlugin, { sessionManager }), { name: 'keepsake', fastify: '5.x' }),
+    websocket: fp(
+      async (app: FastifyInstance, options: { routes?: Record<string, WebSocketController> } = {}) =>
+        app.register(websocketPlugin, { liveSessions: container.resolve('liveSessions'), routes: options.routes }),
+      { name: 'keepsake-websocket', fastify: '5.x' },
+    ),
     close: () => (closed ??= container.dispose()),
   };
 }

@@ -8,7 +8,7 @@ import { debuglog } from 'node:util';
 import fastifyWebsocket from '@fastify/websocket';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { BadRequestError } from '../errors.js';
+import { BadRequestError, OriginForbiddenError } from '../errors.js';
 import { errorBody } from '../http/error-replies.js';
 import type { Handshake, LiveSessions } from './live-sessions.js';
 import type { WebSocketController } from './websocket-controller.js';
@@ -55,7 +55,7 @@ async function websocketPlugin(app: FastifyInstance, { liveSessions, routes = {}
     // No Origin header: not a browser (a browser always sends one on a WebSocket handshake).
     if (!request.ws || origin === undefined || anyOrigin || allowed.has(normalizeOrigin(origin))) return done();
     trace('websocket handshake from origin %s refused (server.ws_allowed_origins)', origin);
-    void reply.code(403).send(errorBody(new BadRequestError(403, `origin '${origin.slice(0, 200)}' is not in server.ws_allowed_origins`)));
+    void reply.code(403).send(errorBody(new OriginForbiddenError(origin)));
   };
 
   app.decorate('webSocketRoute', function webSocketRoute(this: FastifyInstance, path: string, controller: WebSocketController) {

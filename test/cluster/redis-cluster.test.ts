@@ -7,12 +7,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import WebSocket from 'ws';
 import { createKeepsake } from '../../src/index.js';
 import { keySlot } from '../../src/redis/cluster-slot.js';
 import { isSessionId, newSessionIdInSlot } from '../../src/session/session-id.js';
 import { startApp, testPrefix, type TestApp } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
+import { WsClient } from '../support/ws-client.js';
 import { RedisClusterServers } from '../support/redis-cluster.js';
 import { freePort, parseInfo, RedisServer } from '../support/redis-server.js';
 
@@ -21,7 +21,7 @@ let inspect: Cluster;
 let prefix: string;
 let nodeA: TestApp;
 let nodeB: TestApp;
-const sockets: WebSocket[] = [];
+const sockets: WsClient[] = [];
 const extraNodes: RedisServer[] = [];
 
 before(async () => {
@@ -34,7 +34,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const socket of sockets) socket.terminate();
+  await Promise.allSettled(sockets.map((socket) => socket.close()));
   await Promise.allSettled([nodeA?.close(), nodeB?.close()]);
   await cluster?.stop();
   await Promise.all(extraNodes.map((node) => node.stop()));
@@ -301,47 +301,25 @@ test('change notices published on one master reach subscribers connected to ever
   await Promise.all(subscribers.map((subscriber) => subscriber.quit()));
 });
 
-/** A WebSocket client that keeps every message, and the close code. */
-class LiveClient {
-  readonly messages: { type: string; [key: string]: unknown }[] = [];
-  readonly closed: Promise<number>;
-  readonly #socket: WebSocket;
-
-  constructor(node: TestApp, cookie: string | undefined) {
-    this.#socket = new WebSocket(`${node.url.replace('http', 'ws')}/ws`, { headers: cookie === undefined ? {} : { cookie } });
-    sockets.push(this.#socket);
-    this.#socket.on('message', (data) => this.messages.push(JSON.parse(String(data))));
-    this.closed = new Promise((resolve) => this.#socket.on('close', (code) => resolve(code)));
-  }
-
-  /** The first message so far or within `ms` that `match` accepts. */
-  async next(match: (message: LiveClient['messages'][number]) => boolean, ms = 3000): Promise<LiveClient['messages'][number]> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = this.messages.find(match);
-      if (found !== undefined) return found;
-      assert.ok(Date.now() < deadline, `no matching message within ${ms} ms; got ${JSON.stringify(this.messages)}`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-
-  get open(): boolean {
-    return this.#socket.readyState === WebSocket.OPEN;
-  }
+/** A socket on `/ws` of `node` with `client`'s cookie, closed by `after`. */
+async function openSocket(node: TestApp, client: Client): Promise<WsClient> {
+  const socket = await WsClient.open(`${node.url}/ws`, { cookie: client.cookieHeader });
+  sockets.push(socket);
+  return socket;
 }
 
 test('a change made through node A is pushed live to a socket on node B; login keeps it, logout closes it with 4401 everywhere', async () => {
   const onA = await sessionOn(nodeA, 'live');
   assert.equal((await onA.post('/api/login', { username: 'pushy' })).status, 200);
-  const socket = new LiveClient(nodeB, onA.cookieHeader);
-  const hello = await socket.next((message) => message.type === 'hello');
+  const socket = await openSocket(nodeB, onA);
+  const hello = await socket.nextOfType('hello');
   assert.equal(hello.user, 'pushy');
   assert.equal(hello.name, 'live');
 
   assert.equal((await onA.put('/api/name', { name: 'pushed from A' })).status, 200);
-  await socket.next((message) => message.type === 'session' && message.name === 'pushed from A');
+  await socket.next((message) => message.type === 'session' && message.name === 'pushed from A', 3000);
   assert.equal((await onA.post('/api/basket/items', { sku: 'cake', qty: 3 })).status, 201);
-  const basket = await socket.next((message) => message.type === 'session' && JSON.stringify(message.basket).includes('cake'));
+  const basket = await socket.next((message) => message.type === 'session' && JSON.stringify(message.basket).includes('cake'), 3000);
   assert.deepEqual(basket.basket, [{ sku: 'tea', qty: 2 }, { sku: 'cake', qty: 3 }]);
 
   // Logging in again through A moves the session (same slot); the socket on B follows the new id.
@@ -349,10 +327,10 @@ test('a change made through node A is pushed live to a socket on node B; login k
   const relogin = await onA.post('/api/login', { username: 'pushy2' });
   assert.equal(relogin.status, 200);
   assert.notEqual(onA.sessionId(), oldId);
-  await socket.next((message) => message.type === 'session' && message.user === 'pushy2');
+  await socket.next((message) => message.type === 'session' && message.user === 'pushy2', 3000);
   assert.ok(socket.open);
   assert.equal((await onA.put('/api/name', { name: 'after login' })).status, 200);
-  await socket.next((message) => message.type === 'session' && message.name === 'after login');
+  await socket.next((message) => message.type === 'session' && message.name === 'after login', 3000);
 
   // Logout through A: the key is gone, the socket on B closes with 4401, the cookie works nowhere.
   const id = onA.sessionId()!;
@@ -361,8 +339,7 @@ test('a change made through node A is pushed live to a socket on node B; login k
   assert.equal(logout.status, 200);
   assert.deepEqual(logout.body, { ok: true });
   assert.ok(logout.setCookies.some((header) => /^dmsession=;/.test(header) && /max-age=0/i.test(header)));
-  const code = await Promise.race([socket.closed, new Promise<string>((resolve) => setTimeout(() => resolve('still open after 3 s'), 3000))]);
-  assert.equal(code, 4401);
+  assert.equal((await socket.closedWithin(3000)).code, 4401);
   assert.equal(await inspect.exists(key(id)), 0);
   for (const node of [nodeA, nodeB]) {
     const replay = new Client(node.url);
@@ -387,9 +364,9 @@ test('log out everywhere: a user with sessions on several masters and sockets on
   }
   const bystander = new Client(nodeB.url);
   assert.equal((await bystander.post('/api/login', { username: 'stayer' })).status, 200);
-  const live = devices.map((device, index) => new LiveClient(index % 2 ? nodeA : nodeB, device.cookieHeader));
-  const stays = new LiveClient(nodeA, bystander.cookieHeader);
-  await Promise.all([...live, stays].map((socket) => socket.next((message) => message.type === 'hello')));
+  const live = await Promise.all(devices.map((device, index) => openSocket(index % 2 ? nodeA : nodeB, device)));
+  const stays = await openSocket(nodeA, bystander);
+  await Promise.all([...live, stays].map((socket) => socket.nextOfType('hello')));
 
   // A separate process with the same config (an admin task), not one of the app nodes.
   const admin = await createKeepsake(nodeA.config);
@@ -403,8 +380,8 @@ test('log out everywhere: a user with sessions on several masters and sockets on
   } finally {
     await admin.close();
   }
-  const codes = await Promise.all(live.map((socket) => Promise.race([socket.closed, new Promise((resolve) => setTimeout(() => resolve('open after 3 s'), 3000))])));
-  assert.deepEqual(codes, devices.map(() => 4401));
+  const closed = await Promise.all(live.map((socket) => socket.closedWithin(3000)));
+  assert.deepEqual(closed.map((close) => close.code), devices.map(() => 4401));
   for (const device of devices) assert.equal((await device.get('/api/session')).body.authenticated, false);
   assert.equal((await bystander.get('/api/session')).body.user, 'stayer');
   assert.ok(stays.open, "another user's socket stays open");

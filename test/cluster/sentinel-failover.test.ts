@@ -7,6 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startApp, testPrefix, type TestApp } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
+import { WsClient } from '../support/ws-client.js';
 import { parseInfo, sleep } from '../support/redis-server.js';
 import { RedisSentinelGroup } from '../support/redis-sentinel.js';
 
@@ -47,6 +48,10 @@ test('sessions keep working across a Sentinel failover: 503 while no master answ
     tags.push((await client.get('/api/session')).body.user);
   }
   await replicaCaughtUp();
+  // A socket open across the failover keeps getting live notices (its node's subscriber reconnects).
+  const socket = await WsClient.open(`${app.url}/ws`, { cookie: clients[0]!.cookieHeader });
+  t.after(() => socket.close());
+  assert.equal((await socket.nextOfType('hello')).user, tags[0]);
 
   interface Round {
     startedAt: number;
@@ -133,4 +138,8 @@ test('sessions keep working across a Sentinel failover: 503 while no master answ
     assert.deepEqual(view.body.basket, [{ sku: `kept${index}`, qty: index + 1 }]);
     assert.equal(view.body.name, lastNames.get(client));
   }
+
+  assert.ok(socket.open, 'the socket stayed open through the failover');
+  assert.equal((await clients[0]!.put('/api/name', { name: 'after the failover' })).status, 200);
+  await socket.next((message) => message.type === 'session' && message.name === 'after the failover', 5000);
 });

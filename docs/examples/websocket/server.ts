@@ -1,6 +1,6 @@
 // src/server.ts: HTTP routes and a WebSocket route on one port, sharing the session.
 import Fastify from 'fastify';
-import { createKeepsake, registerErrorReplies, websocketPlugin } from 'keepsake';
+import { createKeepsake, registerErrorReplies } from 'keepsake';
 import { ChatSocket } from './chat-socket.js';
 
 const keepsake = await createKeepsake('config/app.ini');
@@ -8,10 +8,7 @@ const app = Fastify({ logger: true });
 app.addHook('onClose', () => keepsake.close());
 registerErrorReplies(app);
 await app.register(keepsake.plugin);
-await app.register(websocketPlugin, {
-  liveSessions: keepsake.container.cradle.liveSessions,
-  routes: { '/ws': new ChatSocket() },
-});
+await app.register(keepsake.websocket, { routes: { '/ws': new ChatSocket() } });
 
 app.put<{ Body: { name: string } }>('/name', async (request) => {
   const session = await keepsake.sessionManager.start(request);
