@@ -35,7 +35,7 @@ const hostPort = z
   .regex(/^[^\s:,]+:\d{1,5}$/, 'expected host:port')
   .refine((value) => {
     const port = Number(value.slice(value.lastIndexOf(':') + 1));
-    return port >= 1 && port <= 65535;
+    return Number.isNaN(port) || (port >= 1 && port <= 65535); // not a number: the regex reports it
   }, 'expected host:port with a port from 1 to 65535')
   .transform((value) => {
     const at = value.lastIndexOf(':');

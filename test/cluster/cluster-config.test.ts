@@ -95,6 +95,7 @@ test('cluster = nonsense exits non-zero naming the file, redis_connection_pool.N
   assert.match(result.stderr, /redis_connection_pool\.main\.cluster/);
   assert.match(result.stderr, /expected host:port/);
   assert.match(result.stderr, /nonsense/);
+  assert.doesNotMatch(result.stderr, /problems/, 'one problem, reported once');
   assert.ok(result.stderr.includes(result.file), result.stderr);
   assert.equal(result.stdout, '');
 });

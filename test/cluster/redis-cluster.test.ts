@@ -1,8 +1,9 @@
 // keepsake on a real 3-master Redis Cluster, through two app nodes sharing one key prefix:
 // login moves a session within its hash slot, concurrent adds from both nodes all survive,
-// requests keep working while a slot migrates (ASK, then MOVED), change notices published on
-// one master reach subscribers on every master, a live push crosses app nodes, logout ends the
-// session everywhere. The cluster starts once for the whole file.
+// requests keep working while a slot migrates (ASK, then MOVED) and on a master added later
+// (which gets the function library on first use), change notices published on one master reach
+// subscribers on every master, a live push crosses app nodes, logout and "log out everywhere"
+// end sessions and close sockets on both nodes. The cluster starts once for the whole file.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
