@@ -3,7 +3,6 @@
  * Output meant for programs goes to stdout; logs and errors go to stderr.
  */
 import { parseArgs } from 'node:util';
-import { buildApp } from '../app/build-app.js';
 import { describeConfig, KeepsakeError, loadConfig } from '../src/index.js';
 import { runSessionCommand, SESSION_USAGE } from './session-commands.js';
 
@@ -45,6 +44,8 @@ async function serve(configFile: string, host: string | undefined, port: string 
   process.on('SIGINT', () => signalled('SIGINT'));
 
   const config = await loadConfig(configFile);
+  // Loaded only to serve: `config check` and the session commands start faster without fastify.
+  const { buildApp } = await import('../app/build-app.js');
   const app = await buildApp(config, { logger: { level: process.env.LOG_LEVEL ?? 'info', stream: process.stderr } as never });
   const listenPort = port === undefined ? config.server.port : Number(port);
   const address = await app.listen({ host: host ?? config.server.host, port: listenPort });

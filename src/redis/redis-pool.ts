@@ -126,7 +126,9 @@ export class RedisPool {
     const message = (error as Error)?.message ?? String(error);
     const reason = /timed? ?out/i.test(message)
       ? `did not answer within ${this.config.command_timeout_ms} ms (redis_connection_pool.${this.name}.command_timeout_ms)`
-      : `failed: ${message}`;
+      : /maxRetriesPerRequest/.test(message)
+        ? 'lost its connection and did not get it back in time'
+        : `failed: ${message}`;
     return new SessionStoreUnavailableError(`Redis (pool '${this.name}') ${reason}`, { cause: error });
   }
 
