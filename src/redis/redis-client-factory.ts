@@ -26,6 +26,9 @@ function connectionOptions(pool: PoolConfig): RedisOptions {
     enableAutoPipelining: true,
     retryStrategy: reconnectDelay,
     maxRetriesPerRequest: 1,
+    // A Redis replaying its data after a restart says LOADING; ioredis re-checks after the ETA it
+    // gives, at least 1 s. Re-check sooner, so requests succeed as soon as the data is back.
+    maxLoadingRetryTime: 100,
     lazyConnect: true,
   };
 }

@@ -4,77 +4,130 @@
  * in the same atomic step.
  *
  * Session hash layout: `d:<key>` data fields (msgpack bytes), `f:<key>` flash values, and
- * metadata `m:c` (created at, ms), `m:a` (anonymous tag), `m:u` (user id). User keys can never
- * reach `m:` because every data field is namespaced.
+ * metadata `m:c` (created at, ms), `m:a` (anonymous tag), `m:u` (user id), `m:s` (bytes of the d:
+ * and f: fields, kept by the write function). User keys can never reach `m:` because every data
+ * field is namespaced.
  */
 
-export const LIBRARY_NAME = 'keepsake_v1';
+import { ID_LENGTH } from '../session/session-id.js';
 
-/** Field-name prefixes inside a session hash. */
-export const FIELD = { data: 'd:', flash: 'f:', created: 'm:c', anon: 'm:a', user: 'm:u' } as const;
+export const LIBRARY_NAME = 'keepsake_v2';
 
-/** Result codes of keepsake_write. */
+/** Function names of the library (unique across every library loaded on the server). */
+export const FUNCTION = { write: 'ks2_w', rename: 'ks2_rename', destroy: 'ks2_destroy' } as const;
+
+/** Field-name prefixes inside a session hash; `m:s` is the byte count of the d: and f: fields. */
+export const FIELD = { data: 'd:', flash: 'f:', created: 'm:c', anon: 'm:a', user: 'm:u', size: 'm:s' } as const;
+
+/** Result codes of the write function. */
 export const WRITE_OK = 1;
 export const WRITE_CONFLICT = 0;
 export const WRITE_GONE = -1;
 export const WRITE_TOO_LARGE = -2;
 
+/**
+ * The first argument of a write: `<max_bytes>` (0 = no limit), then optional flags: `t<ttl_ms>`
+ * refresh the TTL, `c` create (do not require the session to exist), `x` clear every data and
+ * flash field first, `k` compare-and-set (the next two arguments are the field and the SHA-1 of
+ * the bytes it must hold, '' = absent), `d<n>` the last n arguments are fields to delete.
+ */
+export function writeHeader(options: { maxBytes: string; ttlMs?: string | undefined; create?: boolean; clear?: boolean; compare?: boolean; deletes?: number }): string {
+  let header = options.maxBytes;
+  if (options.ttlMs !== undefined) header += `t${options.ttlMs}`;
+  if (options.create) header += 'c';
+  if (options.clear) header += 'x';
+  if (options.compare) header += 'k';
+  if (options.deletes) header += `d${options.deletes}`;
+  return header;
+}
+
+// Every argument is sent with every write, so the hot function has a short name and one compact
+// header, and the notice channel and text are derived from the key (prefix + 43-character id).
 export const LIBRARY_SOURCE = `#!lua name=${LIBRARY_NAME}
 
-local function counts(field)
+local ID_LENGTH = ${ID_LENGTH}
+
+local function counted(field)
   local p = string.sub(field, 1, 2)
   return p == 'd:' or p == 'f:'
 end
 
--- keepsake_write KEYS[1]=session hash
--- ARGV: ttl_ms, create(0|1), max_bytes(0=none), clear(0|1), channel(''=none), notice,
---       cas_field(''=none), cas_sha(''=expect absent), nset, field1, value1, ..., then fields to delete
+-- Bytes of every d: and f: field: a hash without m:s (metadata only, or written before m:s existed).
+local function scan(key)
+  local total = 0
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    if counted(field) then total = total + redis.call('HSTRLEN', key, field) end
+  end
+  return total
+end
+
+-- ${FUNCTION.write} KEYS[1]=session hash
+-- ARGV: header (see writeHeader), [cas_field, cas_sha,] field1, value1, ..., then the fields to delete.
+-- m:s keeps the byte count of d: and f: fields up to date from the touched fields alone, so the
+-- max_bytes check never reads the whole session.
 -- Returns {1} ok | {0, current} compare-and-set lost | {-1} session gone | {-2, bytes} too large
-redis.register_function('keepsake_write', function(keys, args)
+redis.register_function('${FUNCTION.write}', function(keys, args)
   local key = keys[1]
-  if args[2] ~= '1' and redis.call('EXISTS', key) == 0 then return {-1} end
-  local cas_field = args[7]
-  if cas_field ~= '' then
-    local current = redis.call('HGET', key, cas_field)
-    local expected = args[8]
+  local header = args[1]
+  local max = tonumber(string.match(header, '^%d+'))
+  local ttl = string.match(header, 't(%d+)')
+  local create = string.find(header, 'c', 1, true) ~= nil
+  local clear = string.find(header, 'x', 1, true) ~= nil
+  local ndel = tonumber(string.match(header, 'd(%d+)') or '0')
+  local size = redis.call('HGET', key, 'm:s')
+  if size then
+    size = tonumber(size)
+  elseif not create and redis.call('EXISTS', key) == 0 then
+    return {-1}
+  end
+  local first = 2
+  if string.find(header, 'k', 1, true) then
+    first = 4
+    local current = redis.call('HGET', key, args[2])
+    local expected = args[3]
     if (current == false and expected ~= '') or (current ~= false and redis.sha1hex(current) ~= expected) then
       return {0, current}
     end
   end
-  local nset = tonumber(args[9])
-  local first_del = 10 + 2 * nset
-  local clear = args[4] == '1'
-  local max_bytes = tonumber(args[3])
-  if max_bytes > 0 then
-    local touched = {}
-    local total = 0
-    for i = 10, first_del - 1, 2 do
-      touched[args[i]] = true
-      if counts(args[i]) then total = total + string.len(args[i + 1]) end
-    end
-    for i = first_del, #args do touched[args[i]] = true end
-    if not clear then
-      for _, field in ipairs(redis.call('HKEYS', key)) do
-        if counts(field) and not touched[field] then total = total + redis.call('HSTRLEN', key, field) end
+  local first_del = #args - ndel + 1
+  local resize = clear
+  for i = first, #args do
+    if (i >= first_del or (i - first) % 2 == 0) and counted(args[i]) then resize = true end
+  end
+  local sets = {}
+  for i = first, first_del - 1 do sets[#sets + 1] = args[i] end
+  if resize then
+    if clear then size = 0 elseif size == nil then size = scan(key) end
+    for i = first, first_del - 1, 2 do
+      if counted(args[i]) then
+        if not clear then size = size - redis.call('HSTRLEN', key, args[i]) end
+        size = size + string.len(args[i + 1])
       end
     end
-    if total > max_bytes then return {-2, total} end
-  end
-  if clear then
-    for _, field in ipairs(redis.call('HKEYS', key)) do
-      if counts(field) then redis.call('HDEL', key, field) end
+    if not clear then
+      for i = first_del, #args do
+        if counted(args[i]) then size = size - redis.call('HSTRLEN', key, args[i]) end
+      end
     end
+    if max > 0 and size > max then return {-2, size} end
+    if clear then
+      for _, field in ipairs(redis.call('HKEYS', key)) do
+        if counted(field) then redis.call('HDEL', key, field) end
+      end
+    end
+    sets[#sets + 1] = 'm:s'
+    sets[#sets + 1] = tostring(size)
   end
-  if nset > 0 then redis.call('HSET', key, unpack(args, 10, first_del - 1)) end
-  if first_del <= #args then redis.call('HDEL', key, unpack(args, first_del, #args)) end
-  redis.call('PEXPIRE', key, args[1])
-  if args[5] ~= '' then redis.call('PUBLISH', args[5], args[6]) end
+  if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
+  if ndel > 0 then redis.call('HDEL', key, unpack(args, first_del, #args)) end
+  if ttl then redis.call('PEXPIRE', key, ttl) end
+  redis.call('PUBLISH', string.sub(key, 1, -ID_LENGTH - 1) .. 'events', 'c:' .. string.sub(key, -ID_LENGTH))
   return {1}
 end)
 
--- keepsake_rename KEYS[1]=old hash, KEYS[2]=new hash (same slot on a cluster)
+-- ${FUNCTION.rename} KEYS[1]=old hash, KEYS[2]=new hash (same slot on a cluster)
 -- ARGV: ttl_ms, channel, notice. Returns 1, or 0 when the old session is gone.
-redis.register_function('keepsake_rename', function(keys, args)
+redis.register_function('${FUNCTION.rename}', function(keys, args)
   if redis.call('EXISTS', keys[1]) == 0 then return 0 end
   redis.call('RENAME', keys[1], keys[2])
   redis.call('PEXPIRE', keys[2], args[1])
@@ -82,8 +135,8 @@ redis.register_function('keepsake_rename', function(keys, args)
   return 1
 end)
 
--- keepsake_destroy KEYS[1]=session hash; ARGV: channel, notice. Returns 1 if it existed.
-redis.register_function('keepsake_destroy', function(keys, args)
+-- ${FUNCTION.destroy} KEYS[1]=session hash; ARGV: channel, notice. Returns 1 if it existed.
+redis.register_function('${FUNCTION.destroy}', function(keys, args)
   local existed = redis.call('DEL', keys[1])
   if args[1] ~= '' then redis.call('PUBLISH', args[1], args[2]) end
   return existed

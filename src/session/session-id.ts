@@ -4,6 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import { crc16, crc16Step, prefixPinsSlot, SLOT_COUNT } from '../redis/cluster-slot.js';
 
+/** Characters in an id (the write function derives the id from the end of the key). */
+export const ID_LENGTH = 43;
+
 const ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 export function newSessionId(): string {

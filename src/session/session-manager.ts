@@ -107,7 +107,7 @@ export class SessionManager {
     const cookie = this.#cookies.read(header);
     if (cookie === null) return null;
     const stored = await this.#loadLive(cookie.id);
-    return stored === null ? null : this.#materialize(cookie.id, stored, false);
+    return stored === null ? null : this.#materialize(cookie.id, stored, false, true);
   }
 
   /** Reads session `id` straight from the store without refreshing it (CLI, WebSocket views). */
@@ -140,6 +140,7 @@ export class SessionManager {
     for (const [key, bytes] of flashes?.sets ?? []) fields.set(FIELD.flash + key, bytes);
     for (const key of flashes?.deletes ?? []) deleteFields.push(FIELD.flash + key);
     const began = performance.now();
+    const refreshTtl = this.#store.ttlStale(session.ttlRefreshedAt);
     try {
       await this.#store.write(session.id, {
         create: session.fresh ? { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag } : undefined,
@@ -147,11 +148,13 @@ export class SessionManager {
         changes,
         fields: fields.size > 0 ? fields : undefined,
         deleteFields: deleteFields.length > 0 ? deleteFields : undefined,
+        refreshTtl,
       });
     } catch (error) {
       this.#observer.persistFailed(error);
       throw error;
     }
+    if (refreshTtl) session.markTtlRefreshed();
     session.markStored();
     session.data.commit(changes);
     session.userStored();
@@ -169,9 +172,10 @@ export class SessionManager {
     const state = this.#state(request);
     const previous = { id: session.id, userId: session.meta.userId, stored: !session.fresh };
     const id = session.fresh ? newSessionId() : this.#store.successorId(session.id);
-    if (!session.fresh && !(await this.#store.rename(session.id, id, session.meta.createdAt))) {
+    if (!session.fresh) {
+      if (await this.#store.rename(session.id, id, session.meta.createdAt)) session.markTtlRefreshed();
       // Ended meanwhile (logout elsewhere, expiry): what this request holds becomes a new session.
-      session.markFresh();
+      else session.markFresh();
     }
     session.changeId(id);
     if (options.userId !== undefined) session.bindUser(options.userId);
@@ -258,7 +262,7 @@ export class SessionManager {
     if (cookie !== null) {
       const stored = await this.#loadLive(cookie.id);
       if (stored !== null) {
-        session = this.#materialize(cookie.id, stored, false);
+        session = this.#materialize(cookie.id, stored, false, true);
         if (!cookie.signedWithCurrentSecret || this.#cookieAgeing(session)) state.cookie = 'set';
       } else {
         this.#logger.debug({}, 'session cookie names no stored session (ended or expired); starting a new one');
@@ -291,8 +295,11 @@ export class SessionManager {
     return stored;
   }
 
-  #materialize(id: string, stored: StoredSession, fresh: boolean): Session {
-    return this.#create(id, { ...stored.meta }, stored.data, fresh, stored.flash);
+  /** @param refreshed the load that read `stored` refreshed its TTL (a peek does not). */
+  #materialize(id: string, stored: StoredSession, fresh: boolean, refreshed = false): Session {
+    const session = this.#create(id, { ...stored.meta }, stored.data, fresh, stored.flash);
+    if (refreshed) session.markTtlRefreshed();
+    return session;
   }
 
   // Session and its data point at each other through update(); wire them once here.

@@ -8,11 +8,11 @@ import type { KeepsakeConfig } from '../config/schema.js';
 import { SessionGoneError, SessionTooLargeError } from '../errors.js';
 import { keySlot } from '../redis/cluster-slot.js';
 import type { RedisClient } from '../redis/redis-client-factory.js';
-import { FIELD, WRITE_CONFLICT, WRITE_GONE, WRITE_OK, WRITE_TOO_LARGE } from '../redis/redis-functions.js';
+import { FIELD, FUNCTION, WRITE_CONFLICT, WRITE_GONE, WRITE_OK, WRITE_TOO_LARGE, writeHeader } from '../redis/redis-functions.js';
 import type { RedisPool } from '../redis/redis-pool.js';
 import type { RedisPools } from '../redis/redis-pools.js';
 import type { SessionChanges } from './session-data.js';
-import { newSessionId, newSessionIdInSlot } from './session-id.js';
+import { ID_LENGTH, newSessionId, newSessionIdInSlot } from './session-id.js';
 import type { SessionMeta } from './session.js';
 
 /** A session as read from Redis. */
@@ -42,6 +42,12 @@ export interface WriteRequest {
   readonly createdAt?: number | undefined;
   /** Compare-and-set: write only if `key` still holds `expected` (undefined = absent). */
   readonly compare?: { readonly key: string; readonly expected: Buffer | undefined };
+  /**
+   * False when this request refreshed the TTL moments ago (the load does): the write leaves it.
+   * Always refreshed when creating, and when the TTL is cut short by the absolute end.
+   * @default true
+   */
+  readonly refreshTtl?: boolean;
 }
 
 export type WriteOutcome = { readonly ok: true } | { readonly ok: false; readonly current: Buffer | undefined };
@@ -73,6 +79,8 @@ export class SessionStore {
   readonly #ttlMs: string;
   readonly #absoluteMs: number;
   readonly #maxBytes: string;
+  /** A TTL refreshed less than this long ago (1% of cookie_lifespan, at most 1 s) is fresh enough. */
+  readonly #refreshSlackMs: number;
   /** The pub/sub channel every app node listens on for change notices. */
   readonly channel: string;
 
@@ -82,6 +90,7 @@ export class SessionStore {
     this.#ttlMs = String(config.session.cookie_lifespan * 1000);
     this.#absoluteMs = config.session.absolute_lifespan * 1000;
     this.#maxBytes = String(config.session.max_session_bytes);
+    this.#refreshSlackMs = Math.min(1000, config.session.cookie_lifespan * 10);
     this.channel = `${this.#prefix}events`;
   }
 
@@ -122,6 +131,14 @@ export class SessionStore {
     return left < Number(this.#ttlMs) ? String(Math.max(1, left)) : this.#ttlMs;
   }
 
+  /**
+   * True when a write should refresh the TTL again: unless the load (or a write) of this request
+   * refreshed it moments ago (`refreshedAt`, ms), the write carries it.
+   */
+  ttlStale(refreshedAt: number): boolean {
+    return Date.now() - refreshedAt > this.#refreshSlackMs;
+  }
+
   /** The stored bytes of one data key (update() re-checking a value before answering without a write). */
   async readData(id: string, key: string): Promise<Buffer | undefined> {
     const hash = this.key(id);
@@ -140,29 +157,27 @@ export class SessionStore {
    * @throws SessionGoneError, SessionTooLargeError, SessionStoreUnavailableError
    */
   async write(id: string, request: WriteRequest): Promise<WriteOutcome> {
-    const args: (string | Buffer)[] = [];
+    // The function derives the notice channel and text from the key: prefix + id of ID_LENGTH.
+    if (id.length !== ID_LENGTH) throw new Error(`not a session id: ${id.length} characters`);
     const { changes, create, compare } = request;
+    const args: (string | Buffer)[] = [''];
+    if (compare) args.push(FIELD.data + compare.key, compare.expected ? sha1(compare.expected) : '');
     for (const [key, bytes] of changes.sets) args.push(FIELD.data + key, bytes);
     if (create) args.push(FIELD.created, String(create.createdAt), FIELD.anon, create.anonTag);
-    for (const [field, value] of request.fields ?? []) args.push(field, value);
-    const nset = args.length / 2;
+    if (request.fields) for (const [field, value] of request.fields) args.push(field, value);
+    const firstDelete = args.length;
     for (const key of changes.deletes) args.push(FIELD.data + key);
-    for (const field of request.deleteFields ?? []) args.push(field);
-    const notice = encodeNotice({ kind: 'changed', id });
-    const casField = compare ? FIELD.data + compare.key : '';
-    const casHash = compare?.expected ? sha1(compare.expected) : '';
-    const reply = (await this.#fcall('keepsake_write', [this.key(id)], [
-      this.ttlMs(request.createdAt ?? create?.createdAt),
-      create ? '1' : '0',
-      this.#maxBytes,
-      changes.cleared ? '1' : '0',
-      this.channel,
-      notice,
-      casField,
-      casHash,
-      String(nset),
-      ...args,
-    ])) as [number, Buffer | null | number | undefined];
+    if (request.deleteFields) for (const field of request.deleteFields) args.push(field);
+    const ttlMs = this.ttlMs(request.createdAt ?? create?.createdAt);
+    args[0] = writeHeader({
+      maxBytes: this.#maxBytes,
+      ttlMs: create || request.refreshTtl !== false || ttlMs !== this.#ttlMs ? ttlMs : undefined,
+      create: create !== undefined,
+      clear: changes.cleared,
+      compare: compare !== undefined,
+      deletes: args.length - firstDelete,
+    });
+    const reply = (await this.#fcall(FUNCTION.write, this.key(id), args)) as [number, Buffer | null | number | undefined];
     switch (reply[0]) {
       case WRITE_OK:
         return { ok: true };
@@ -173,7 +188,7 @@ export class SessionStore {
       case WRITE_TOO_LARGE:
         throw new SessionTooLargeError(Number(reply[1]), Number(this.#maxBytes));
       default:
-        throw new Error(`unexpected reply from keepsake_write: ${String(reply[0])}`);
+        throw new Error(`unexpected reply from ${FUNCTION.write}: ${String(reply[0])}`);
     }
   }
 
@@ -188,18 +203,21 @@ export class SessionStore {
   /** Moves session `id` to `to` atomically (login; `to` from successorId). False if `id` no longer exists. */
   async rename(id: string, to: string, createdAt?: number): Promise<boolean> {
     const notice = encodeNotice({ kind: 'renamed', id, to });
-    return (await this.#fcall('keepsake_rename', [this.key(id), this.key(to)], [this.ttlMs(createdAt), this.channel, notice])) === 1;
+    return (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], [this.ttlMs(createdAt), this.channel, notice])) === 1;
   }
 
   /** Deletes session `id` and tells every node (logout). True if it existed. */
   async destroy(id: string): Promise<boolean> {
     const notice = encodeNotice({ kind: 'destroyed', id });
-    return (await this.#fcall('keepsake_destroy', [this.key(id)], [this.channel, notice])) === 1;
+    return (await this.#fcall(FUNCTION.destroy, this.key(id), [this.channel, notice])) === 1;
   }
 
   /** Runs a keepsake function; a Redis that lost the library (restart, new master) gets it again, once. */
-  async #fcall(name: string, keys: string[], args: (string | Buffer)[]): Promise<unknown> {
-    const call = (client: RedisClient) => (client as unknown as { fcallBuffer: FcallBuffer }).fcallBuffer(name, keys.length, ...keys, ...args);
+  async #fcall(name: string, keys: string | string[], args: (string | Buffer)[]): Promise<unknown> {
+    const call =
+      typeof keys === 'string'
+        ? (client: RedisClient) => (client as unknown as { fcallBuffer: FcallBuffer }).fcallBuffer(name, 1, keys, ...args)
+        : (client: RedisClient) => (client as unknown as { fcallBuffer: FcallBuffer }).fcallBuffer(name, keys.length, ...keys, ...args);
     try {
       return await this.#pool.run(call);
     } catch (error) {

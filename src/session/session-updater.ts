@@ -88,13 +88,16 @@ export class SessionUpdater {
         if (stored !== undefined || expected === undefined) session.data.applyUpdate(key, expected, stored);
         return stored === undefined ? undefined : session.data.get(key as never) ?? stored;
       }
+      const refreshTtl = this.#store.ttlStale(session.ttlRefreshedAt);
       const outcome = await this.#store.write(session.id, {
         create: session.fresh ? { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag } : undefined,
         createdAt: session.meta.createdAt,
         changes: bytes === undefined ? { ...NO_CHANGES, deletes: [key] } : { ...NO_CHANGES, sets: new Map([[key, bytes]]) },
         compare: { key, expected },
+        refreshTtl,
       });
       if (outcome.ok) {
+        if (refreshTtl) session.markTtlRefreshed();
         session.markStored();
         chain.latest = bytes ?? null;
         const stored = bytes === undefined ? undefined : this.#codec.decode(bytes);
