@@ -11,7 +11,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { InternalError, KeepsakeError } from '../errors.js';
-import { kSessionState, type SessionManager } from '../session/session-manager.js';
+import { kSessionState, type RequestSessionState, type SessionManager } from '../session/session-manager.js';
 import { errorBody } from './error-replies.js';
 
 export interface SessionPluginOptions {
@@ -22,9 +22,19 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
   const afterResponse = sessionManager.config.session.persist === 'after_response';
   app.decorateRequest(kSessionState, null);
 
-  app.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+  // Runs on every reply of every route: callback style, so a route that never started a session
+  // costs one property read (no promise, no closure).
+  app.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: Error | null, payload?: unknown) => void) => {
     const state = sessionManager.stateOf(request);
-    if (state === null) return payload; // the route never started a session: nothing to do
+    if (state === null) {
+      done(null, payload);
+      return;
+    }
+    finish(request, reply, payload, state).then((sent) => done(null, sent), done);
+  });
+
+  /** Persists what the request's session changed and sets the cookie; the payload to send. */
+  async function finish(request: FastifyRequest, reply: FastifyReply, payload: unknown, state: RequestSessionState): Promise<unknown> {
     if (state.opening !== null) await state.opening.catch(() => undefined);
     if (!afterResponse && state.session !== null && !state.destroyed) {
       try {
@@ -41,7 +51,7 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
     const cookie = sessionManager.outgoingCookie(state);
     if (cookie !== undefined) reply.header('set-cookie', cookie);
     return payload;
-  });
+  }
 
   if (afterResponse) {
     // The reply is already out, so the server may finish closing before these writes do: close

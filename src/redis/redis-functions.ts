@@ -14,10 +14,23 @@ import { ID_LENGTH } from '../session/session-id.js';
 export const LIBRARY_NAME = 'keepsake_v2';
 
 /** Function names of the library (unique across every library loaded on the server). */
-export const FUNCTION = { write: 'ks2_w', rename: 'ks2_rename', destroy: 'ks2_destroy' } as const;
+export const FUNCTION = { load: 'ks2_l', write: 'ks2_w', rename: 'ks2_rename', destroy: 'ks2_destroy' } as const;
 
-/** Field-name prefixes inside a session hash; `m:s` is the byte count of the d: and f: fields. */
-export const FIELD = { data: 'd:', flash: 'f:', created: 'm:c', anon: 'm:a', user: 'm:u', size: 'm:s' } as const;
+/**
+ * Field-name prefixes inside a session hash. `m:s` is the byte count of the d: and f: fields,
+ * `m:v` a version every write bumps (absent until the first write of data).
+ */
+export const FIELD = { data: 'd:', flash: 'f:', created: 'm:c', anon: 'm:a', user: 'm:u', size: 'm:s', version: 'm:v' } as const;
+
+/**
+ * Sessions whose d: and f: fields hold more bytes than this are not sent through Lua (copying a
+ * large reply through a script costs Redis several times a plain HGETALL): the load function
+ * answers with their version, and the store uses its copy or reads them with HGETALL.
+ */
+export const LARGE_SESSION_BYTES = 8192;
+
+/** The load function's answer for a large session: `[LOAD_LARGE, m:v, m:c, m:a, m:u]`. */
+export const LOAD_LARGE = 1;
 
 /** Result codes of the write function. */
 export const WRITE_OK = 1;
@@ -46,6 +59,7 @@ export function writeHeader(options: { maxBytes: string; ttlMs?: string | undefi
 export const LIBRARY_SOURCE = `#!lua name=${LIBRARY_NAME}
 
 local ID_LENGTH = ${ID_LENGTH}
+local LARGE = ${LARGE_SESSION_BYTES}
 
 local function counted(field)
   local p = string.sub(field, 1, 2)
@@ -61,11 +75,25 @@ local function scan(key)
   return total
 end
 
+-- ${FUNCTION.load} KEYS[1]=session hash; ARGV: ttl_ms. Refreshes the TTL and returns the whole hash
+-- (HGETALL), {} when the session does not exist, or for a large session {${LOAD_LARGE}, m:v, m:c, m:a, m:u}.
+redis.register_function('${FUNCTION.load}', function(keys, args)
+  local key = keys[1]
+  if redis.call('PEXPIRE', key, args[1]) == 0 then return {} end
+  local size = redis.call('HGET', key, 'm:s')
+  if size and tonumber(size) > LARGE then
+    local meta = redis.call('HMGET', key, 'm:v', 'm:c', 'm:a', 'm:u')
+    return {${LOAD_LARGE}, meta[1], meta[2], meta[3], meta[4]}
+  end
+  return redis.call('HGETALL', key)
+end)
+
 -- ${FUNCTION.write} KEYS[1]=session hash
 -- ARGV: header (see writeHeader), [cas_field, cas_sha,] field1, value1, ..., then the fields to delete.
 -- m:s keeps the byte count of d: and f: fields up to date from the touched fields alone, so the
 -- max_bytes check never reads the whole session.
--- Returns {1} ok | {0, current} compare-and-set lost | {-1} session gone | {-2, bytes} too large
+-- Every write but a create of metadata alone bumps m:v.
+-- Returns {1, m:v} ok | {0, current} compare-and-set lost | {-1} session gone | {-2, bytes} too large
 redis.register_function('${FUNCTION.write}', function(keys, args)
   local key = keys[1]
   local header = args[1]
@@ -77,8 +105,9 @@ redis.register_function('${FUNCTION.write}', function(keys, args)
   local size = redis.call('HGET', key, 'm:s')
   if size then
     size = tonumber(size)
-  elseif not create and redis.call('EXISTS', key) == 0 then
-    return {-1}
+  else
+    size = nil
+    if not create and redis.call('EXISTS', key) == 0 then return {-1} end
   end
   local first = 2
   if string.find(header, 'k', 1, true) then
@@ -121,8 +150,10 @@ redis.register_function('${FUNCTION.write}', function(keys, args)
   if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
   if ndel > 0 then redis.call('HDEL', key, unpack(args, first_del, #args)) end
   if ttl then redis.call('PEXPIRE', key, ttl) end
+  local version = false
+  if resize or not create then version = redis.call('HINCRBY', key, 'm:v', 1) end
   redis.call('PUBLISH', string.sub(key, 1, -ID_LENGTH - 1) .. 'events', 'c:' .. string.sub(key, -ID_LENGTH))
-  return {1}
+  return {1, version}
 end)
 
 -- ${FUNCTION.rename} KEYS[1]=old hash, KEYS[2]=new hash (same slot on a cluster)

@@ -31,6 +31,13 @@ export const IDLE_PING_AFTER_MS = 5000;
 const IDLE_PING_TIMEOUT_MS = 250;
 
 /**
+ * The connection last given back is lent again without a trip through generic-pool (a promise, a
+ * timer and a validation per borrow) for this long; then the next borrow goes through the pool,
+ * which validates it (or picks another) and keeps its idle bookkeeping current.
+ */
+const HOT_REUSE_MS = 1000;
+
+/**
  * One named pool of Redis connections (a `[redis_connection_pool.NAME]` section), from
  * `redisPools.get(name)`. Opens no connection until first used.
  */
@@ -42,6 +49,10 @@ export class RedisPool {
   readonly #lastUsed = new Map<RedisClient, number>();
   /** Connections not to lend again: a command timed out on them, or an idle PING failed. */
   readonly #suspect = new WeakSet<RedisClient>();
+  /** The connection last given back by a pool borrow, and when (see HOT_REUSE_MS). */
+  #hot: RedisClient | null = null;
+  #hotSince = 0;
+  #closing = false;
 
   constructor(name: string, config: PoolConfig) {
     this.name = name;
@@ -74,7 +85,11 @@ export class RedisPool {
    *   Redis fails or does not answer within command_timeout_ms.
    */
   async run<T>(issue: (client: RedisClient) => Promise<T>): Promise<T> {
-    const pending = this.#send(await this.#borrow(), issue, true);
+    const hot = this.#hot;
+    const pending =
+      hot !== null && hot.status === 'ready' && Date.now() - this.#hotSince < HOT_REUSE_MS && !this.#suspect.has(hot)
+        ? this.#issue(hot, issue)
+        : this.#send(await this.#borrow(), issue, true);
     try {
       return await pending;
     } catch (error) {
@@ -110,13 +125,25 @@ export class RedisPool {
     const options = client.options as { enableAutoPipelining?: boolean };
     if (!pipelined) options.enableAutoPipelining = false;
     try {
+      return this.#issue(client, issue);
+    } finally {
+      if (!pipelined) options.enableAutoPipelining = true;
+      else if (!this.#closing) {
+        this.#hot = client;
+        this.#hotSince = Date.now();
+      }
+      void this.#pool.release(client);
+    }
+  }
+
+  /** Lets `issue` send its commands on `client` (borrowed, or the hot connection). */
+  #issue<T>(client: RedisClient, issue: (client: RedisClient) => Promise<T>): Promise<T> {
+    try {
       const pending = issue(client);
       pending.catch((error: unknown) => this.#failed(client, error));
       return pending;
     } finally {
-      if (!pipelined) options.enableAutoPipelining = true;
       this.#lastUsed.set(client, Date.now());
-      void this.#pool.release(client);
     }
   }
 
@@ -167,6 +194,8 @@ export class RedisPool {
 
   /** Waits for borrowed connections to come back, then closes every connection. */
   async close(): Promise<void> {
+    this.#closing = true;
+    this.#hot = null;
     await this.#pool.drain();
     await this.#pool.clear();
   }
@@ -196,7 +225,10 @@ export class RedisPool {
    * master the sentinels name now).
    */
   #failed(client: RedisClient, error: unknown): void {
-    if (/timed? ?out|^READONLY/i.test((error as Error)?.message ?? '')) this.#suspect.add(client);
+    if (/timed? ?out|^READONLY/i.test((error as Error)?.message ?? '')) {
+      this.#suspect.add(client);
+      if (this.#hot === client) this.#hot = null;
+    }
   }
 
   async #connect(): Promise<RedisClient> {
@@ -222,6 +254,7 @@ export class RedisPool {
 
   #retire(client: RedisClient): void {
     this.#lastUsed.delete(client);
+    if (this.#hot === client) this.#hot = null;
     // Commands already issued on it may still be completing after a reconnect; command_timeout_ms
     // bounds them, so disconnect only after that.
     if (client.status === 'ready') {

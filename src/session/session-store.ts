@@ -7,11 +7,12 @@ import { createHash } from 'node:crypto';
 import type { KeepsakeConfig } from '../config/schema.js';
 import { SessionGoneError, SessionTooLargeError } from '../errors.js';
 import { keySlot } from '../redis/cluster-slot.js';
-import type { RedisClient } from '../redis/redis-client-factory.js';
-import { FIELD, FUNCTION, WRITE_CONFLICT, WRITE_GONE, WRITE_OK, WRITE_TOO_LARGE, writeHeader } from '../redis/redis-functions.js';
+import { hgetallRaw, type RedisClient } from '../redis/redis-client-factory.js';
+import { FIELD, FUNCTION, LOAD_LARGE, WRITE_CONFLICT, WRITE_GONE, WRITE_OK, WRITE_TOO_LARGE, writeHeader } from '../redis/redis-functions.js';
 import type { RedisPool } from '../redis/redis-pool.js';
 import type { RedisPools } from '../redis/redis-pools.js';
 import type { SessionChanges } from './session-data.js';
+import { SessionCache, type CachedSession } from './session-cache.js';
 import { ID_LENGTH, newSessionId, newSessionIdInSlot } from './session-id.js';
 import type { SessionMeta } from './session.js';
 
@@ -83,6 +84,7 @@ export class SessionStore {
   readonly #refreshSlackMs: number;
   /** The pub/sub channel every app node listens on for change notices. */
   readonly channel: string;
+  readonly #cache = new SessionCache();
 
   constructor({ config, redisPools }: { config: KeepsakeConfig; redisPools: RedisPools }) {
     this.#pool = redisPools.get(config.session.redis_connection_pool);
@@ -103,15 +105,29 @@ export class SessionStore {
     return this.#prefix + id;
   }
 
-  /** Reads a session and refreshes its TTL in the same round trip; null if it does not exist. */
+  /**
+   * Reads a session and refreshes its TTL in one round trip (one FCALL); null if it does not
+   * exist. A large session comes from this node's copy when that is current, else a second
+   * round trip reads it with HGETALL.
+   */
   async load(id: string): Promise<StoredSession | null> {
     const key = this.key(id);
-    const hash = await this.#pool.run((client) => {
-      const read = client.hgetallBuffer(key);
-      void client.pexpire(key, this.#ttlMs).catch(() => undefined); // same tick: same write to the socket
-      return read;
-    });
-    const stored = parseHash(hash);
+    const reply = (await this.#fcall(FUNCTION.load, key, [this.#ttlMs])) as (Buffer | number | null)[];
+    let stored: StoredSession | null;
+    if (reply[0] !== LOAD_LARGE) {
+      stored = parseHash(reply as Buffer[]);
+    } else {
+      const [, version, created, anon, user] = reply as [number, Buffer | null, Buffer | null, Buffer | null, Buffer | null];
+      const copy = version === null ? undefined : this.#cache.take(id, Number(version));
+      if (copy !== undefined && created !== null) {
+        stored = { data: new Map(copy.data), flash: new Map(copy.flash), meta: meta(created, anon, user) };
+      } else {
+        const hash = await this.#pool.run((client) => hgetallRaw(client, key));
+        stored = parseHash(hash);
+        const read = versionOf(hash);
+        if (stored !== null && read !== undefined) this.#cache.keep(id, read, stored.data, stored.flash);
+      }
+    }
     // The refresh above is blind to m:c: near the absolute end, pull the expiry back to it, so no
     // key outlives absolute_lifespan (only in a session's last cookie_lifespan, and not waited for).
     if (stored !== null && this.#absoluteMs > 0) {
@@ -148,7 +164,7 @@ export class SessionStore {
   /** Reads a session without touching its TTL (the CLI, WebSocket refreshes). */
   async peek(id: string): Promise<StoredSession | null> {
     const key = this.key(id);
-    return parseHash(await this.#pool.run((client) => client.hgetallBuffer(key)));
+    return parseHash(await this.#pool.run((client) => hgetallRaw(client, key)));
   }
 
   /**
@@ -180,6 +196,8 @@ export class SessionStore {
     const reply = (await this.#fcall(FUNCTION.write, this.key(id), args)) as [number, Buffer | null | number | undefined];
     switch (reply[0]) {
       case WRITE_OK:
+        if (typeof reply[1] === 'number') this.#cache.written(id, reply[1], (copy) => applyWrite(copy, args, firstDelete, changes.cleared, compare ? 3 : 1));
+        else this.#cache.drop(id);
         return { ok: true };
       case WRITE_CONFLICT:
         return { ok: false, current: Buffer.isBuffer(reply[1]) ? reply[1] : undefined };
@@ -202,12 +220,14 @@ export class SessionStore {
 
   /** Moves session `id` to `to` atomically (login; `to` from successorId). False if `id` no longer exists. */
   async rename(id: string, to: string, createdAt?: number): Promise<boolean> {
+    this.#cache.drop(id);
     const notice = encodeNotice({ kind: 'renamed', id, to });
     return (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], [this.ttlMs(createdAt), this.channel, notice])) === 1;
   }
 
   /** Deletes session `id` and tells every node (logout). True if it existed. */
   async destroy(id: string): Promise<boolean> {
+    this.#cache.drop(id);
     const notice = encodeNotice({ kind: 'destroyed', id });
     return (await this.#fcall(FUNCTION.destroy, this.key(id), [this.channel, notice])) === 1;
   }
@@ -228,20 +248,51 @@ export class SessionStore {
   }
 }
 
-function parseHash(hash: Record<string, Buffer>): StoredSession | null {
-  const created = hash[FIELD.created];
-  if (created === undefined) return null; // no metadata: not a session keepsake created
+const VERSION_FIELD = Buffer.from(FIELD.version);
+
+/** A session from HGETALL's `[field, value, …]`; null without the created-at field (not a keepsake session). */
+function parseHash(hash: Buffer[]): StoredSession | null {
   const data = new Map<string, Buffer>();
   const flash = new Map<string, Buffer>();
-  for (const field in hash) {
-    if (field.startsWith(FIELD.data)) data.set(field.slice(FIELD.data.length), hash[field]!);
-    else if (field.startsWith(FIELD.flash)) flash.set(field.slice(FIELD.flash.length), hash[field]!);
+  let created: Buffer | null = null;
+  let anon: Buffer | null = null;
+  let user: Buffer | null = null;
+  for (let i = 0; i < hash.length; i += 2) {
+    const field = hash[i]!.toString();
+    const value = hash[i + 1]!;
+    if (field.startsWith(FIELD.data)) data.set(field.slice(FIELD.data.length), value);
+    else if (field.startsWith(FIELD.flash)) flash.set(field.slice(FIELD.flash.length), value);
+    else if (field === FIELD.created) created = value;
+    else if (field === FIELD.anon) anon = value;
+    else if (field === FIELD.user) user = value;
   }
-  return {
-    data,
-    flash,
-    meta: { createdAt: Number(created.toString()), anonTag: hash[FIELD.anon]?.toString() ?? '', userId: hash[FIELD.user]?.toString() ?? null },
-  };
+  if (created === null) return null; // no metadata: not a session keepsake created
+  return { data, flash, meta: meta(created, anon, user) };
+}
+
+/** The `m:v` of an HGETALL reply, if it has one. */
+function versionOf(hash: Buffer[]): number | undefined {
+  for (let i = 0; i < hash.length; i += 2) if (hash[i]!.equals(VERSION_FIELD)) return Number(hash[i + 1]!.toString());
+  return undefined;
+}
+
+function meta(created: Buffer, anon: Buffer | null, user: Buffer | null): SessionMeta {
+  return { createdAt: Number(created.toString()), anonTag: anon?.toString() ?? '', userId: user?.toString() ?? null };
+}
+
+/** Applies a write's arguments (field/value pairs from `first`, then fields to delete) to a cached copy. */
+function applyWrite(copy: CachedSession, args: readonly (string | Buffer)[], firstDelete: number, cleared: boolean, first: number): void {
+  if (cleared) {
+    copy.data.clear();
+    copy.flash.clear();
+  }
+  for (let i = first; i < args.length; i += i < firstDelete ? 2 : 1) {
+    const field = args[i] as string;
+    const target = field.startsWith(FIELD.data) ? copy.data : field.startsWith(FIELD.flash) ? copy.flash : undefined;
+    if (target === undefined) continue;
+    if (i < firstDelete) target.set(field.slice(2), Buffer.from(args[i + 1] as Buffer)); // a copy: encoders reuse their buffers
+    else target.delete(field.slice(2));
+  }
 }
 
 function sha1(bytes: Buffer): string {

@@ -129,8 +129,9 @@ export class SessionNotices {
     this.#client = null;
     if (client === null) return;
     client.removeAllListeners('ready');
+    // QUIT lets Redis drop the subscription at once; a stalled Redis must not hold up shutdown long.
     if (client.status === 'ready') {
-      await Promise.race([client.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+      await Promise.race([client.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 250).unref())]);
     }
     client.disconnect();
   }

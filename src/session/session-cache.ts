@@ -1,0 +1,108 @@
+/**
+ * @module This node's copies of large sessions, so loading one costs a version check instead of
+ * its whole bytes (a 100 KB session read on every request costs Redis and Node far more than the
+ * request itself).
+ *
+ * A copy is the d: and f: fields of a session at one version (`m:v`, bumped atomically by every
+ * write). The store keeps it current with this node's own writes (each write's reply gives the new
+ * version: one past the copy's means nothing else came between) and drops it on anything else.
+ * Writes made behind keepsake's write function (another tool writing d: fields directly) are not
+ * seen: such a writer must bump `m:v` as well.
+ */
+
+/** The d: and f: fields of a session at `version`, without their prefixes. */
+export interface CachedSession {
+  version: number;
+  readonly data: Map<string, Buffer>;
+  readonly flash: Map<string, Buffer>;
+  bytes: number;
+}
+
+/** Most bytes of session values one node keeps copies of (least recently used go first). */
+export const SESSION_CACHE_BYTES = 32 * 1024 * 1024;
+
+export class SessionCache {
+  readonly #entries = new Map<string, CachedSession>();
+  readonly #maxBytes: number;
+  #bytes = 0;
+
+  constructor(maxBytes = SESSION_CACHE_BYTES) {
+    this.#maxBytes = maxBytes;
+  }
+
+  /** The copy of session `id` if it is at `version` (and marks it recently used); else drops it. */
+  take(id: string, version: number): CachedSession | undefined {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return undefined;
+    this.#entries.delete(id);
+    if (entry.version !== version) {
+      this.#bytes -= entry.bytes;
+      return undefined;
+    }
+    this.#entries.set(id, entry);
+    return entry;
+  }
+
+  /** Keeps a copy of session `id` as read at `version` (values are copied off shared buffers). */
+  keep(id: string, version: number, data: ReadonlyMap<string, Buffer>, flash: ReadonlyMap<string, Buffer>): void {
+    this.drop(id);
+    const entry: CachedSession = { version, data: new Map(), flash: new Map(), bytes: 0 };
+    for (const [key, bytes] of data) entry.data.set(key, own(bytes));
+    for (const [key, bytes] of flash) entry.flash.set(key, own(bytes));
+    entry.bytes = sizeOf(entry);
+    if (entry.bytes > this.#maxBytes / 4) return;
+    this.#entries.set(id, entry);
+    this.#bytes += entry.bytes;
+    this.#evict();
+  }
+
+  /**
+   * This node's write took session `id` to `version`: the copy follows if it was one version
+   * behind (nothing else wrote in between), otherwise it is dropped.
+   */
+  written(id: string, version: number, apply: (entry: CachedSession) => void): void {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return;
+    if (entry.version + 1 !== version) {
+      this.drop(id);
+      return;
+    }
+    this.#bytes -= entry.bytes;
+    apply(entry);
+    entry.version = version;
+    entry.bytes = sizeOf(entry);
+    this.#bytes += entry.bytes;
+    this.#evict();
+  }
+
+  drop(id: string): void {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return;
+    this.#entries.delete(id);
+    this.#bytes -= entry.bytes;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  #evict(): void {
+    for (const [id, entry] of this.#entries) {
+      if (this.#bytes <= this.#maxBytes) return;
+      this.#entries.delete(id);
+      this.#bytes -= entry.bytes;
+    }
+  }
+}
+
+/** A Buffer of its own: values read from Redis may be views into a much larger socket chunk. */
+export function own(bytes: Buffer): Buffer {
+  return bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length ? bytes : Buffer.from(bytes);
+}
+
+function sizeOf(entry: CachedSession): number {
+  let bytes = 0;
+  for (const [key, value] of entry.data) bytes += key.length + value.length;
+  for (const [key, value] of entry.flash) bytes += key.length + value.length;
+  return bytes;
+}
