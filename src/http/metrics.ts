@@ -5,12 +5,12 @@
  *
  * Cheap on the hot path: prom-client hashes label sets on every call (microseconds), so a
  * request only adds to plain numbers of its series (tens of nanoseconds) and prom-client formats
- * them when /metrics is scraped. Session metrics arrive through the SessionObserver hooks (those
- * requests wait on Redis anyway); pool and socket gauges are read only at scrape time.
+ * them when /metrics is scraped. Session metrics arrive through the SessionObserver hooks, the
+ * same way (plain numbers); pool and socket gauges are read only at scrape time.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { RedisPools } from '../redis/redis-pools.js';
 import type { SessionObserver } from '../session/session-observer.js';
 
@@ -30,10 +30,13 @@ export interface SocketMetrics {
   watchSubscriber(client: { on(event: 'ready', listener: () => void): unknown }): void;
 }
 
-type RequestLabels = { method: string; route: string; status: string };
+type RequestLabels = { method: string; route: string; status: string } | Record<string, never>;
 
 /** Seconds; the request latency buckets. */
 const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** Seconds; the persist latency buckets. */
+const PERSIST_BUCKETS = [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
 /** One method/route/status: a count and latency buckets in plain numbers. */
 interface RequestSeries {
@@ -48,10 +51,11 @@ interface RequestSeries {
 export class Metrics implements SessionObserver, SocketMetrics {
   /** This app's registry (never prom-client's global one). */
   readonly registry = new Registry();
-  readonly #sessionsStarted: Counter<'created'>;
-  readonly #persisted: Counter;
+  /** Sessions started by requests: created, and existing (plain numbers, reported at scrape time). */
+  readonly #started = { created: 0, existing: 0 };
+  /** Persist latencies (seconds) in plain numbers; its count is the persists total. */
+  readonly #persists: RequestSeries = { labels: {} as RequestLabels, count: 0, sum: 0, buckets: new Float64Array(PERSIST_BUCKETS.length + 1) };
   readonly #persistFailures: Counter;
-  readonly #persistDuration: Histogram;
   readonly #pubsubReconnects: Counter;
   readonly #series = new Map<string, RequestSeries>();
   #openSockets: () => number = () => 0;
@@ -69,16 +73,35 @@ export class Metrics implements SessionObserver, SocketMetrics {
         for (const one of series.values()) this.inc(one.labels, one.count);
       },
     });
-    this.registry.registerMetric(requestDurationMetric(series) as never);
-    this.#sessionsStarted = new Counter({ name: 'keepsake_sessions_started_total', help: 'Sessions started by requests; created="true" for new sessions', labelNames: ['created'], registers });
-    this.#persisted = new Counter({ name: 'keepsake_session_persists_total', help: 'Session persists that reached Redis', registers });
-    this.#persistFailures = new Counter({ name: 'keepsake_session_persist_failures_total', help: 'Session persists that failed (the reply became an error, or it was logged with persist = after_response)', registers });
-    this.#persistDuration = new Histogram({
-      name: 'keepsake_session_persist_duration_seconds',
-      help: 'Latency of successful session persists',
-      buckets: [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    this.registry.registerMetric(
+      histogramMetric('keepsake_http_request_duration_seconds', 'Time from request received to reply sent, by method, route and status', REQUEST_BUCKETS, series) as never,
+    );
+    const started = this.#started;
+    new Counter({
+      name: 'keepsake_sessions_started_total',
+      help: 'Sessions started by requests; created="true" for new sessions',
+      labelNames: ['created'],
       registers,
+      collect() {
+        this.reset();
+        if (started.created > 0) this.inc({ created: 'true' }, started.created);
+        if (started.existing > 0) this.inc({ created: 'false' }, started.existing);
+      },
     });
+    const persists = this.#persists;
+    new Counter({
+      name: 'keepsake_session_persists_total',
+      help: 'Session persists that reached Redis',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(persists.count);
+      },
+    });
+    this.#persistFailures = new Counter({ name: 'keepsake_session_persist_failures_total', help: 'Session persists that failed (the reply became an error, or it was logged with persist = after_response)', registers });
+    this.registry.registerMetric(
+      histogramMetric('keepsake_session_persist_duration_seconds', 'Latency of successful session persists', PERSIST_BUCKETS, new Map([['', persists]])) as never,
+    );
     const poolGauge = (name: string, help: string, read: (pool: { size: number; borrowed: number; pending: number }) => number) =>
       new Gauge({
         name,
@@ -124,21 +147,16 @@ export class Metrics implements SessionObserver, SocketMetrics {
       series = { labels: { method, route: route ?? UNMATCHED, status: String(status) }, count: 0, sum: 0, buckets: new Float64Array(REQUEST_BUCKETS.length + 1) };
       this.#series.set(key, series);
     }
-    const seconds = elapsedMs / 1000;
-    let bucket = 0;
-    while (bucket < REQUEST_BUCKETS.length && seconds > REQUEST_BUCKETS[bucket]!) bucket++;
-    series.buckets[bucket]!++;
-    series.count++;
-    series.sum += seconds;
+    observe(series, REQUEST_BUCKETS, elapsedMs / 1000);
   }
 
   started(created: boolean): void {
-    this.#sessionsStarted.inc({ created: created ? 'true' : 'false' });
+    if (created) this.#started.created++;
+    else this.#started.existing++;
   }
 
   persisted(durationMs: number): void {
-    this.#persisted.inc();
-    this.#persistDuration.observe(durationMs / 1000);
+    observe(this.#persists, PERSIST_BUCKETS, durationMs / 1000);
   }
 
   persistFailed(): void {
@@ -162,13 +180,20 @@ export class Metrics implements SessionObserver, SocketMetrics {
   }
 }
 
+/** Adds one observation (seconds) to a series' plain numbers. */
+function observe(series: RequestSeries, buckets: readonly number[], seconds: number): void {
+  let bucket = 0;
+  while (bucket < buckets.length && seconds > buckets[bucket]!) bucket++;
+  series.buckets[bucket]!++;
+  series.count++;
+  series.sum += seconds;
+}
+
 /**
- * The request latency histogram as prom-client's registry reads a metric (`get()`), built from
- * the plain numbers of each series at scrape time.
+ * A latency histogram as prom-client's registry reads a metric (`get()`), built from the plain
+ * numbers of each series at scrape time.
  */
-function requestDurationMetric(series: Map<string, RequestSeries>) {
-  const name = 'keepsake_http_request_duration_seconds';
-  const help = 'Time from request received to reply sent, by method, route and status';
+function histogramMetric(name: string, help: string, buckets: readonly number[], series: Map<string, RequestSeries>) {
   return {
     name,
     help,
@@ -178,7 +203,7 @@ function requestDurationMetric(series: Map<string, RequestSeries>) {
       const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
       for (const one of series.values()) {
         let cumulative = 0;
-        REQUEST_BUCKETS.forEach((le, i) => {
+        buckets.forEach((le, i) => {
           cumulative += one.buckets[i]!;
           values.push({ metricName: `${name}_bucket`, labels: { ...one.labels, le }, value: cumulative });
         });
@@ -189,7 +214,11 @@ function requestDurationMetric(series: Map<string, RequestSeries>) {
       return { name, help, type: 'histogram', aggregator: 'sum', values };
     },
     reset() {
-      series.clear();
+      for (const one of series.values()) {
+        one.count = 0;
+        one.sum = 0;
+        one.buckets.fill(0);
+      }
     },
   };
 }

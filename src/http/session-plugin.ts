@@ -30,6 +30,14 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
       done(null, payload);
       return;
     }
+    const session = state.session;
+    if (state.opening === null && (afterResponse || session === null || state.destroyed || !sessionManager.mayPersist(session))) {
+      // Nothing to write (a route that only read): the cookie, if any, and no promise.
+      const cookie = sessionManager.outgoingCookie(state);
+      if (cookie !== undefined) reply.header('set-cookie', cookie);
+      done(null, payload);
+      return;
+    }
     finish(request, reply, payload, state).then((sent) => done(null, sent), done);
   });
 

@@ -39,10 +39,11 @@ export const WRITE_GONE = -1;
 export const WRITE_TOO_LARGE = -2;
 
 /**
- * The first argument of a write: `<max_bytes>` (0 = no limit), then optional flags: `t<ttl_ms>`
- * refresh the TTL, `c` create (do not require the session to exist), `x` clear every data and
- * flash field first, `k` compare-and-set (the next two arguments are the field and the SHA-1 of
- * the bytes it must hold, '' = absent), `d<n>` the last n arguments are fields to delete.
+ * The first argument of a write: `<max_bytes>` (0 = no limit), then, in this order and each only
+ * when needed: `t<ttl_ms>` refresh the TTL, `c` create (do not require the session to exist),
+ * `x` clear every data and flash field first, `k` compare-and-set (the next two arguments are the
+ * field and the SHA-1 of the bytes it must hold, '' = absent), `d<n>` the last n arguments are
+ * fields to delete.
  */
 export function writeHeader(options: { maxBytes: string; ttlMs?: string | undefined; create?: boolean; clear?: boolean; compare?: boolean; deletes?: number }): string {
   let header = options.maxBytes;
@@ -61,9 +62,10 @@ export const LIBRARY_SOURCE = `#!lua name=${LIBRARY_NAME}
 local ID_LENGTH = ${ID_LENGTH}
 local LARGE = ${LARGE_SESSION_BYTES}
 
+-- A d: or f: field (byte compare: no substring made).
 local function counted(field)
-  local p = string.sub(field, 1, 2)
-  return p == 'd:' or p == 'f:'
+  local a, b = string.byte(field, 1, 2)
+  return b == 58 and (a == 100 or a == 102)
 end
 
 -- Bytes of every d: and f: field: a hash without m:s (metadata only, or written before m:s existed).
@@ -96,21 +98,20 @@ end)
 -- Returns {1, m:v} ok | {0, current} compare-and-set lost | {-1} session gone | {-2, bytes} too large
 redis.register_function('${FUNCTION.write}', function(keys, args)
   local key = keys[1]
-  local header = args[1]
-  local max = tonumber(string.match(header, '^%d+'))
-  local ttl = string.match(header, 't(%d+)')
-  local create = string.find(header, 'c', 1, true) ~= nil
-  local clear = string.find(header, 'x', 1, true) ~= nil
-  local ndel = tonumber(string.match(header, 'd(%d+)') or '0')
-  local size = redis.call('HGET', key, 'm:s')
-  if size then
-    size = tonumber(size)
-  else
-    size = nil
-    if not create and redis.call('EXISTS', key) == 0 then return {-1} end
+  local max, ttl, flags, ndel = string.match(args[1], '^(%d+)t?(%d*)([cxk]*)d?(%d*)$')
+  max = tonumber(max)
+  ndel = tonumber(ndel) or 0
+  local create, clear, cas = false, false, false
+  if flags ~= '' then
+    create = string.find(flags, 'c', 1, true) ~= nil
+    clear = string.find(flags, 'x', 1, true) ~= nil
+    cas = string.find(flags, 'k', 1, true) ~= nil
   end
+  -- m:c is in every session keepsake made: without it the session is gone.
+  local meta = redis.call('HMGET', key, 'm:s', 'm:v', 'm:c')
+  if not meta[3] and not create then return {-1} end
   local first = 2
-  if string.find(header, 'k', 1, true) then
+  if cas then
     first = 4
     local current = redis.call('HGET', key, args[2])
     local expected = args[3]
@@ -119,13 +120,20 @@ redis.register_function('${FUNCTION.write}', function(keys, args)
     end
   end
   local first_del = #args - ndel + 1
-  local resize = clear
-  for i = first, #args do
-    if (i >= first_del or (i - first) % 2 == 0) and counted(args[i]) then resize = true end
-  end
   local sets = {}
-  for i = first, first_del - 1 do sets[#sets + 1] = args[i] end
+  local resize = clear
+  for i = first, first_del - 1, 2 do
+    sets[#sets + 1] = args[i]
+    sets[#sets + 1] = args[i + 1]
+    if not resize and counted(args[i]) then resize = true end
+  end
+  if not resize then
+    for i = first_del, #args do
+      if counted(args[i]) then resize = true end
+    end
+  end
   if resize then
+    local size = tonumber(meta[1])
     if clear then size = 0 elseif size == nil then size = scan(key) end
     for i = first, first_del - 1, 2 do
       if counted(args[i]) then
@@ -145,13 +153,17 @@ redis.register_function('${FUNCTION.write}', function(keys, args)
       end
     end
     sets[#sets + 1] = 'm:s'
-    sets[#sets + 1] = tostring(size)
+    sets[#sets + 1] = size
+  end
+  local version = false
+  if resize or not create then
+    version = (tonumber(meta[2]) or 0) + 1
+    sets[#sets + 1] = 'm:v'
+    sets[#sets + 1] = version
   end
   if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
   if ndel > 0 then redis.call('HDEL', key, unpack(args, first_del, #args)) end
-  if ttl then redis.call('PEXPIRE', key, ttl) end
-  local version = false
-  if resize or not create then version = redis.call('HINCRBY', key, 'm:v', 1) end
+  if ttl ~= '' then redis.call('PEXPIRE', key, ttl) end
   redis.call('PUBLISH', string.sub(key, 1, -ID_LENGTH - 1) .. 'events', 'c:' .. string.sub(key, -ID_LENGTH))
   return {1, version}
 end)

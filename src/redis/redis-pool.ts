@@ -214,8 +214,10 @@ export class RedisPool {
     } catch (error) {
       trace('pool %s: idle connection failed its PING: %s', this.name, (error as Error).message);
     }
-    // Whatever cut this one cut the others idle as long: replace them all rather than PING each.
-    for (const [other, otherLastUsed] of this.#lastUsed) if (otherLastUsed <= lastUsed) this.#suspect.add(other);
+    // Whatever cut this one cut the others idle as long (or idle long enough to need a PING: the
+    // hot connection may have been used after this one): replace them all rather than PING each.
+    const now = Date.now();
+    for (const [other, otherLastUsed] of this.#lastUsed) if (otherLastUsed <= lastUsed || now - otherLastUsed >= IDLE_PING_AFTER_MS) this.#suspect.add(other);
     return false;
   }
 

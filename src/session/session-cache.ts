@@ -75,6 +75,10 @@ export class SessionCache {
     this.#evict();
   }
 
+  has(id: string): boolean {
+    return this.#entries.has(id);
+  }
+
   drop(id: string): void {
     const entry = this.#entries.get(id);
     if (entry === undefined) return;

@@ -171,6 +171,11 @@ export class SessionData {
     return { sets, deletes, cleared: this.#cleared };
   }
 
+  /** @internal False when a persist certainly has nothing to write (no put, delete, clear or object handed out). */
+  get mayHaveChanged(): boolean {
+    return this.#cleared || this.#maybeChanged.size > 0 || this.#deleted.size > 0;
+  }
+
   /** @internal True when a persist would write nothing. */
   get changed(): boolean {
     const changes = this.changes();

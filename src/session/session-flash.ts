@@ -19,9 +19,10 @@ export class SessionFlash {
   readonly #codec: ValueCodec;
   /** Values the previous request left, still undecoded. */
   readonly #incoming: Map<string, Buffer>;
-  readonly #decoded = new Map<string, unknown>();
+  /** Values decoded by get() (made on first use: most requests see no flash at all). */
+  #decoded: Map<string, unknown> | null = null;
   /** Received keys still to delete from the store. */
-  readonly #unconsumed: Set<string>;
+  readonly #unconsumed: Set<string> | null;
   /** Values for the next request, encoded when set (a value that cannot be stored fails there). */
   readonly #outgoing = new Map<string, Buffer>();
 
@@ -30,7 +31,7 @@ export class SessionFlash {
   constructor(codec: ValueCodec = new ValueCodec(), incoming: Map<string, Buffer> = new Map(), onUndecodable?: (key: string, error: unknown) => void) {
     this.#codec = codec;
     this.#incoming = incoming;
-    this.#unconsumed = new Set(incoming.keys());
+    this.#unconsumed = incoming.size > 0 ? new Set(incoming.keys()) : null;
     this.#onUndecodable = onUndecodable;
   }
 
@@ -48,7 +49,7 @@ export class SessionFlash {
 
   /** The value the previous request left under `key`, or undefined. */
   get(key: string): unknown {
-    if (this.#decoded.has(key)) return this.#decoded.get(key);
+    if (this.#decoded?.has(key)) return this.#decoded.get(key);
     const bytes = this.#incoming.get(key);
     if (bytes === undefined) return undefined;
     let value: unknown;
@@ -58,7 +59,7 @@ export class SessionFlash {
       this.#onUndecodable?.(key, error);
       value = undefined;
     }
-    this.#decoded.set(key, value);
+    (this.#decoded ??= new Map()).set(key, value);
     return value;
   }
 
@@ -69,20 +70,20 @@ export class SessionFlash {
 
   /** @internal What the next persist must write. */
   changes(): FlashChanges {
-    const deletes = [...this.#unconsumed].filter((key) => !this.#outgoing.has(key));
+    const deletes = this.#unconsumed === null ? [] : [...this.#unconsumed].filter((key) => !this.#outgoing.has(key));
     return { sets: new Map(this.#outgoing), deletes };
   }
 
   /** @internal True when a persist has flash fields to write or delete. */
   get changed(): boolean {
-    return this.#outgoing.size > 0 || this.#unconsumed.size > 0;
+    return this.#outgoing.size > 0 || (this.#unconsumed !== null && this.#unconsumed.size > 0);
   }
 
   /** @internal The changes are stored: received values stay readable for the rest of this request. */
   commit(changes: FlashChanges): void {
-    for (const key of changes.deletes) this.#unconsumed.delete(key);
+    for (const key of changes.deletes) this.#unconsumed?.delete(key);
     for (const [key, bytes] of changes.sets) {
-      this.#unconsumed.delete(key);
+      this.#unconsumed?.delete(key);
       // A value flashed again while the write was on its way is still to be written.
       if (this.#outgoing.get(key) === bytes) this.#outgoing.delete(key);
     }

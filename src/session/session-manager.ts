@@ -92,10 +92,7 @@ export class SessionManager {
   start(request: SessionRequest): Promise<Session> {
     const state = this.#state(request);
     if (state.session !== null) return Promise.resolve(state.session);
-    state.opening ??= this.#open(request, state).finally(() => {
-      state.opening = null;
-    });
-    return state.opening;
+    return (state.opening ??= this.#open(request, state));
   }
 
   /**
@@ -124,6 +121,14 @@ export class SessionManager {
     const state = this.#slot(request);
     if (state?.session == null || state.destroyed) return;
     await this.persist(state.session);
+  }
+
+  /**
+   * @internal False when a persist of `session` would certainly write nothing (checked without
+   * encoding anything); true when it may have something to write.
+   */
+  mayPersist(session: Session): boolean {
+    return session.fresh || session.userChanged || session.flashes.changed || session.data.mayHaveChanged;
   }
 
   /** Writes `session`'s changes (creating it in the store if it is new). */
@@ -257,6 +262,14 @@ export class SessionManager {
   }
 
   async #open(request: SessionRequest, state: RequestSessionState): Promise<Session> {
+    try {
+      return await this.#openSession(request, state);
+    } finally {
+      state.opening = null;
+    }
+  }
+
+  async #openSession(request: SessionRequest, state: RequestSessionState): Promise<Session> {
     const cookie = this.#cookies.read(request.headers.cookie);
     let session: Session | null = null;
     if (cookie !== null) {

@@ -8,7 +8,7 @@ import type { KeepsakeConfig } from '../config/schema.js';
 import { SessionGoneError, SessionTooLargeError } from '../errors.js';
 import { keySlot } from '../redis/cluster-slot.js';
 import { hgetallRaw, type RedisClient } from '../redis/redis-client-factory.js';
-import { FIELD, FUNCTION, LOAD_LARGE, WRITE_CONFLICT, WRITE_GONE, WRITE_OK, WRITE_TOO_LARGE, writeHeader } from '../redis/redis-functions.js';
+import { FIELD, FUNCTION, LARGE_SESSION_BYTES, LOAD_LARGE, WRITE_CONFLICT, WRITE_GONE, WRITE_OK, WRITE_TOO_LARGE, writeHeader } from '../redis/redis-functions.js';
 import type { RedisPool } from '../redis/redis-pool.js';
 import type { RedisPools } from '../redis/redis-pools.js';
 import type { SessionChanges } from './session-data.js';
@@ -106,27 +106,23 @@ export class SessionStore {
   }
 
   /**
-   * Reads a session and refreshes its TTL in one round trip (one FCALL); null if it does not
-   * exist. A large session comes from this node's copy when that is current, else a second
-   * round trip reads it with HGETALL.
+   * Reads a session and refreshes its TTL in one round trip (HGETALL + PEXPIRE in the same tick,
+   * auto-pipelined); null if it does not exist. A large session this node keeps a copy of is
+   * checked by version instead (see #loadLarge).
    */
   async load(id: string): Promise<StoredSession | null> {
     const key = this.key(id);
-    const reply = (await this.#fcall(FUNCTION.load, key, [this.#ttlMs])) as (Buffer | number | null)[];
     let stored: StoredSession | null;
-    if (reply[0] !== LOAD_LARGE) {
-      stored = parseHash(reply as Buffer[]);
+    if (this.#cache.has(id)) {
+      stored = await this.#loadLarge(id, key);
     } else {
-      const [, version, created, anon, user] = reply as [number, Buffer | null, Buffer | null, Buffer | null, Buffer | null];
-      const copy = version === null ? undefined : this.#cache.take(id, Number(version));
-      if (copy !== undefined && created !== null) {
-        stored = { data: new Map(copy.data), flash: new Map(copy.flash), meta: meta(created, anon, user) };
-      } else {
-        const hash = await this.#pool.run((client) => hgetallRaw(client, key));
-        stored = parseHash(hash);
-        const read = versionOf(hash);
-        if (stored !== null && read !== undefined) this.#cache.keep(id, read, stored.data, stored.flash);
-      }
+      const hash = await this.#pool.run((client) => {
+        const read = hgetallRaw(client, key);
+        void client.pexpire(key, this.#ttlMs).catch(() => undefined); // same tick: same write to the socket
+        return read;
+      });
+      stored = parseHash(hash);
+      if (stored !== null && dataBytes(stored) > LARGE_SESSION_BYTES) this.#keep(id, hash, stored);
     }
     // The refresh above is blind to m:c: near the absolute end, pull the expiry back to it, so no
     // key outlives absolute_lifespan (only in a session's last cookie_lifespan, and not waited for).
@@ -135,6 +131,31 @@ export class SessionStore {
       if (end < Date.now() + Number(this.#ttlMs)) void this.#pool.run((client) => client.pexpireat(key, end, 'LT')).catch(() => undefined);
     }
     return stored;
+  }
+
+  /**
+   * The load function: for a session still large it answers with the version alone, and this
+   * node's copy serves when it is at that version; else (written elsewhere) HGETALL reads it anew.
+   */
+  async #loadLarge(id: string, key: string): Promise<StoredSession | null> {
+    const reply = (await this.#fcall(FUNCTION.load, key, [this.#ttlMs])) as (Buffer | number | null)[];
+    if (reply[0] !== LOAD_LARGE) {
+      this.#cache.drop(id); // gone, or small again: the whole hash came back
+      return parseHash(reply as Buffer[]);
+    }
+    const [, version, created, anon, user] = reply as [number, Buffer | null, Buffer | null, Buffer | null, Buffer | null];
+    const copy = version === null ? undefined : this.#cache.take(id, Number(version));
+    if (copy !== undefined && created !== null) return { data: new Map(copy.data), flash: new Map(copy.flash), meta: meta(created, anon, user) };
+    const hash = await this.#pool.run((client) => hgetallRaw(client, key));
+    const stored = parseHash(hash);
+    if (stored !== null) this.#keep(id, hash, stored);
+    else this.#cache.drop(id);
+    return stored;
+  }
+
+  #keep(id: string, hash: Buffer[], stored: StoredSession): void {
+    const version = versionOf(hash);
+    if (version !== undefined) this.#cache.keep(id, version, stored.data, stored.flash);
   }
 
   /**
@@ -268,6 +289,13 @@ function parseHash(hash: Buffer[]): StoredSession | null {
   }
   if (created === null) return null; // no metadata: not a session keepsake created
   return { data, flash, meta: meta(created, anon, user) };
+}
+
+function dataBytes(stored: StoredSession): number {
+  let bytes = 0;
+  for (const value of stored.data.values()) bytes += value.length;
+  for (const value of stored.flash.values()) bytes += value.length;
+  return bytes;
 }
 
 /** The `m:v` of an HGETALL reply, if it has one. */
