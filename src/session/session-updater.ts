@@ -8,6 +8,7 @@
  * (`session.update_timeout_ms`) runs out, then answer 409 with nothing written.
  */
 import { SessionConflictError } from '../errors.js';
+import { silentObserver, type SessionObserver } from './session-observer.js';
 import type { Session } from './session.js';
 import type { SessionStore } from './session-store.js';
 import type { ValueCodec } from './value-codec.js';
@@ -27,7 +28,12 @@ export class SessionUpdater {
   readonly #budgetMs: number;
   readonly #chains = new Map<string, Chain>();
 
-  constructor({ sessionStore, valueCodec, config }: { sessionStore: SessionStore; valueCodec: ValueCodec; config: { session: { update_timeout_ms: number } } }) {
+  readonly #observer: SessionObserver;
+
+  constructor(deps: { sessionStore: SessionStore; valueCodec: ValueCodec; config: { session: { update_timeout_ms: number } }; sessionObserver?: SessionObserver }) {
+    const { sessionStore, valueCodec, config } = deps;
+    // Optional: a container without metrics (tests building the updater by hand) counts nothing.
+    this.#observer = deps.sessionObserver ?? silentObserver;
     this.#store = sessionStore;
     this.#codec = valueCodec;
     this.#budgetMs = config.session.update_timeout_ms;
@@ -89,14 +95,22 @@ export class SessionUpdater {
         return stored === undefined ? undefined : session.data.get(key as never) ?? stored;
       }
       const refreshTtl = this.#store.ttlStale(session.ttlRefreshedAt);
-      const outcome = await this.#store.write(session.id, {
-        create: session.fresh ? { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag } : undefined,
-        createdAt: session.meta.createdAt,
-        changes: bytes === undefined ? { ...NO_CHANGES, deletes: [key] } : { ...NO_CHANGES, sets: new Map([[key, bytes]]) },
-        compare: { key, expected },
-        refreshTtl,
-      });
+      const began = performance.now();
+      let outcome: Awaited<ReturnType<SessionStore['write']>>;
+      try {
+        outcome = await this.#store.write(session.id, {
+          create: session.fresh ? { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag } : undefined,
+          createdAt: session.meta.createdAt,
+          changes: bytes === undefined ? { ...NO_CHANGES, deletes: [key] } : { ...NO_CHANGES, sets: new Map([[key, bytes]]) },
+          compare: { key, expected },
+          refreshTtl,
+        });
+      } catch (error) {
+        this.#observer.persistFailed(error);
+        throw error;
+      }
       if (outcome.ok) {
+        this.#observer.persisted(performance.now() - began);
         if (refreshTtl) session.markTtlRefreshed();
         session.markStored();
         chain.latest = bytes ?? null;
