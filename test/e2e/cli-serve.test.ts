@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { Redis } from 'ioredis';
 import { testPrefix } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
 
@@ -55,8 +56,16 @@ test('serve refuses to start on the same errors', () => {
   assert.match(result.stderr, /redis_connection_pool\.default\.port: expected an integer/);
 });
 
-test('serve listens, logs its URL, serves sessions and exits 0 on SIGTERM', async () => {
-  const file = iniFile(`[session]\nkey_prefix = ${testPrefix('cli')}\n[redis_connection_pool.default]\nport = 6379\n`);
+test('serve listens, logs its URL, serves sessions and exits 0 on SIGTERM', async (t) => {
+  const prefix = testPrefix('cli');
+  // The shared Redis keeps nothing of this test.
+  t.after(async () => {
+    const redis = new Redis({ host: '127.0.0.1', port: 6379 });
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  });
+  const file = iniFile(`[session]\nkey_prefix = ${prefix}\n[redis_connection_pool.default]\nport = 6379\n`);
   const child = spawn(process.execPath, [BIN, 'serve', '--config', file, '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8');
