@@ -80,7 +80,7 @@ export const sessionSchema = z
     max_session_bytes: defaulted(int(1, 512 * 1024 * 1024), 1048576),
     redis_connection_pool: defaulted(text, 'default'),
     /** Time an update() may spend retrying against writes of other nodes before it answers 409. */
-    update_timeout_ms: defaulted(int(10, 60000), 2000),
+    update_timeout_ms: defaulted(int(10, 60000), 5000),
   })
   .superRefine((session, ctx) => {
     if (session.secrets.length === 0) ctx.addIssue({ code: 'custom', path: ['secrets'], message: 'expected at least one secret' });
