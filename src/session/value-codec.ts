@@ -3,7 +3,7 @@
  * Deterministic and self-contained (no records, no shared structures): equal values give equal
  * bytes, which is how changes are detected, and any node or the CLI can decode any field.
  */
-import { Packr } from 'msgpackr';
+import { C1, Packr } from 'msgpackr';
 import { SessionValueError } from '../errors.js';
 
 export class ValueCodec {
@@ -25,7 +25,10 @@ export class ValueCodec {
 
   /** Decodes bytes written by `encode`; throws on corrupt bytes (the caller decides what that means). */
   decode(bytes: Uint8Array): unknown {
-    return this.#packr.unpack(bytes);
+    const value = this.#packr.unpack(bytes);
+    // 0xC1 is "never used" in MessagePack: msgpackr hands back a marker instead of failing.
+    if (value === C1) throw new Error('invalid MessagePack: 0xC1');
+    return value;
   }
 }
 

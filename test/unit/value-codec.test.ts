@@ -28,4 +28,5 @@ test('functions and symbols are refused with the key named, at any depth', () =>
 
 test('corrupt bytes throw on decode (the caller treats the key as absent)', () => {
   assert.throws(() => codec.decode(Buffer.from([0x92, 0x01])));
+  assert.throws(() => codec.decode(Buffer.from([0xc1])));
 });
