@@ -1,6 +1,6 @@
 // Redis faults against a throwaway redis-server: answers stay bounded and truthful, and the app
 // recovers on its own once Redis is back.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { startApp, type TestApp } from '../support/app-server.js';
@@ -202,13 +202,19 @@ class CuttingProxy {
   }
 }
 
-test('network cut while idle: the stale connection is replaced without failing the request', async (t) => {
+/** A throwaway Redis reached through a CuttingProxy, and an app using it; all stopped after `t`. */
+async function startBehindProxy(t: TestContext) {
   const server = await RedisServer.start();
   t.after(() => server.stop());
   const proxy = await CuttingProxy.start(server.port);
   t.after(() => proxy.close());
   const app = await startApp({ redis_connection_pool: { default: { port: String(proxy.port), acquire_timeout_ms: String(ACQUIRE_MS), command_timeout_ms: String(COMMAND_MS) } } });
   t.after(() => app.close());
+  return { server, proxy, app };
+}
+
+test('network cut while idle: the stale connection is replaced without failing the request', async (t) => {
+  const { proxy, app } = await startBehindProxy(t);
   const clients = Array.from({ length: 4 }, () => new Client(app.url));
   await Promise.all(clients.map((client) => client.put('/api/name', { name: 'before' }))); // several connections
   for (const client of clients) assert.equal((await client.get('/api/session')).status, 200);
@@ -225,12 +231,7 @@ test('network cut while idle: the stale connection is replaced without failing t
 });
 
 test('network cut while busy: one 503 within the bound, then the connection is replaced', async (t) => {
-  const server = await RedisServer.start();
-  t.after(() => server.stop());
-  const proxy = await CuttingProxy.start(server.port);
-  t.after(() => proxy.close());
-  const app = await startApp({ redis_connection_pool: { default: { port: String(proxy.port), acquire_timeout_ms: String(ACQUIRE_MS), command_timeout_ms: String(COMMAND_MS) } } });
-  t.after(() => app.close());
+  const { proxy, app } = await startBehindProxy(t);
   const alice = new Client(app.url);
   assert.equal((await alice.put('/api/name', { name: 'before' })).status, 200); // one connection
 
