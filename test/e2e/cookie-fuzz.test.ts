@@ -77,7 +77,7 @@ const randomId = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((bytes) => 
 /** Header-safe text: no control characters (HTTP refuses them before any app code runs). */
 const headerText = (maxLength: number) => fc.string({ unit: 'binary', maxLength }).map((text) => text.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, ''));
 const percentJunk = fc.string({ unit: fc.constantFrom('%', 'E', '0', 'A', 'z', 'ff', '%C3', '%28', '.', '"'), maxLength: 40 });
-const huge = fc.tuple(fc.integer({ min: 4096, max: 10 * 1024 }), fc.constantFrom('a', '.', '%', 'é', '0')).map(([length, char]) => char.repeat(Math.floor(length / Buffer.byteLength(char))));
+const huge = fc.tuple(fc.integer({ min: 4096, max: 10 * 1024 }), fc.constantFrom('a', '.', '%', 'é', '0')).map(([length, char]) => char.repeat(Math.floor(length / headerCost(char))));
 
 /** The victim's cookie, changed so its signature can no longer verify. */
 function tampered(): fc.Arbitrary<string> {
@@ -122,13 +122,18 @@ const separator = fc.constantFrom('; ', ';', ' ; ', ';\t');
 function cookieHeader(withVictim: boolean): fc.Arbitrary<{ header: string; adopts: boolean }> {
   return fc.tuple(fc.array(pair(), { minLength: withVictim ? 0 : 1, maxLength: 5 }), fc.nat(5), separator).map(([pairs, at, sep]) => {
     const all = withVictim ? [...pairs.slice(0, at), { text: `dmsession=${victim.value}`, kind: 'victim' as const }, ...pairs.slice(at)] : pairs;
-    let header = all.map((entry) => entry.text).join(sep);
-    // Oversized headers are a transport error (431), not a session question: keep them under.
-    while (headerCost(header) > MAX_HEADER_BYTES) header = header.slice(0, Math.floor(header.length * 0.8));
-    const complete = all.filter((entry) => header.includes(entry.text));
+    // Oversized headers are a transport error (431), not a session question: drop the largest
+    // junk pairs until the header fits. Whole pairs go, never a cut one: a cut tail could turn
+    // a tampered cookie back into a valid one and the oracle below would be wrong.
+    const kept = [...all];
+    const join = () => kept.map((entry) => entry.text).join(sep);
+    while (headerCost(join()) > MAX_HEADER_BYTES) {
+      const largest = kept.reduce((max, entry, index) => (entry.kind !== 'victim' && entry.text.length > (kept[max]?.text.length ?? -1) ? index : max), -1);
+      kept.splice(largest, 1);
+    }
     // The first pair whose signature verifies names the session (several same-name cookies are tried in order).
-    const decisive = complete.find((entry) => entry.kind !== 'invalid');
-    return { header, adopts: decisive?.kind === 'victim' };
+    const decisive = kept.find((entry) => entry.kind !== 'invalid');
+    return { header: join(), adopts: decisive?.kind === 'victim' };
   });
 }
 
