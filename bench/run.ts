@@ -83,7 +83,7 @@ interface Scenario {
   blobKb?: number;
 }
 
-const SCENARIOS: Scenario[] = [
+const ALL_SCENARIOS: Scenario[] = [
   { id: 'plain', title: 'GET /plain (with session cookie)', route: '/plain' },
   { id: 'read', title: 'GET /read', route: '/read' },
   { id: 'write', title: 'GET /write', route: '/write' },
@@ -92,6 +92,10 @@ const SCENARIOS: Scenario[] = [
     { id: `read@${kb}KB`, title: `GET /read on a ${kb} KB session`, route: '/read', blobKb: kb },
   ]),
 ];
+/** `--scenarios=read,write` (or BENCH_SCENARIOS) measures only those, to study one route; a partial run skips the lost-update test. */
+const scenariosArg = argv.find((a) => a.startsWith('--scenarios='))?.slice('--scenarios='.length) ?? process.env.BENCH_SCENARIOS;
+const SCENARIOS = scenariosArg ? ALL_SCENARIOS.filter((s) => scenariosArg.split(',').includes(s.id)) : ALL_SCENARIOS;
+if (SCENARIOS.length === 0) throw new Error(`--scenarios names none of ${ALL_SCENARIOS.map((s) => s.id).join(', ')}`);
 
 // ------------------------------------------------------------------ helpers --
 
@@ -796,7 +800,7 @@ async function main(): Promise<void> {
   const lost: LostUpdateResult[] = [];
   const sessionTargets = running.filter((t) => t.def.session);
   const lostRaw = new Map<string, { survivors: number[]; errors: number }>(sessionTargets.map((t) => [t.def.name, { survivors: [], errors: 0 }]));
-  for (let i = 0; i < LOST_TRIES; i++) {
+  for (let i = 0; i < (scenariosArg ? 0 : LOST_TRIES); i++) {
     for (let j = 0; j < sessionTargets.length; j++) {
       const t = sessionTargets[(i + j) % sessionTargets.length]!;
       const acc = lostRaw.get(t.def.name)!;
@@ -879,7 +883,7 @@ async function main(): Promise<void> {
 
   const md = renderMarkdown({ date, meta, statuses, summary, lost });
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  const base = path.join(RESULTS_DIR, QUICK ? `${date}-quick` : date);
+  const base = path.join(RESULTS_DIR, `${date}${QUICK ? '-quick' : ''}${scenariosArg ? '-partial' : ''}`);
   fs.writeFileSync(`${base}.json`, JSON.stringify({ meta, targets: statuses, scenarios: SCENARIOS, summary, lostUpdate: lost, measurements }, null, 2) + '\n');
   fs.writeFileSync(`${base}.md`, md);
   console.log(md);

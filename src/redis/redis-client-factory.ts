@@ -22,8 +22,9 @@ function connectionOptions(pool: PoolConfig): RedisOptions {
     tls: pool.tls ? {} : undefined,
     connectTimeout: pool.connect_timeout_ms,
     commandTimeout: pool.command_timeout_ms,
-    // Commands of concurrent requests ride the same socket writes (DESIGN.md, "Measured").
-    enableAutoPipelining: true,
+    // Commands of concurrent requests share socket writes through the pool (shared-writes.ts),
+    // which costs less than auto-pipelining; a Cluster turns auto-pipelining on below.
+    enableAutoPipelining: false,
     retryStrategy: reconnectDelay,
     maxRetriesPerRequest: 1,
     // A Redis replaying its data after a restart says LOADING; ioredis re-checks after the ETA it
@@ -39,7 +40,7 @@ function connectionOptions(pool: PoolConfig): RedisOptions {
  */
 export function createRedisClient(pool: PoolConfig, purpose: string): RedisClient {
   const client = newClient(pool, purpose);
-  // See hgetallRaw: the upper-case name has no reply transformer (auto-pipelined like any command).
+  // See hgetallRaw: the upper-case name has no reply transformer.
   client.addBuiltinCommand('HGETALL');
   return client;
 }

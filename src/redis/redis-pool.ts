@@ -4,8 +4,8 @@
  * generic-pool does what it is good at: creating connections lazily up to `max`, validating them
  * on borrow, evicting dead ones, draining on close. A connection is held only while commands are
  * being *issued* (synchronously), never while replies are awaited, so concurrent requests share
- * socket writes through ioredis auto-pipelining (DESIGN.md, "Measured") and a slow controller
- * can never starve the pool.
+ * socket writes (shared-writes.ts on a standalone or Sentinel connection, ioredis auto-pipelining
+ * on a Cluster; DESIGN.md, "Measured") and a slow controller can never starve the pool.
  */
 import { debuglog } from 'node:util';
 import { createPool, type Pool } from 'generic-pool';
@@ -14,6 +14,7 @@ import type { PoolConfig } from '../config/schema.js';
 import { SessionStoreUnavailableError } from '../errors.js';
 import { createRedisClient, type RedisClient } from './redis-client-factory.js';
 import { LIBRARY_SOURCE } from './redis-functions.js';
+import { shareWrites } from './shared-writes.js';
 
 const trace = debuglog('keepsake');
 
@@ -53,10 +54,13 @@ export class RedisPool {
   #hot: RedisClient | null = null;
   #hotSince = 0;
   #closing = false;
+  /** A Cluster batches per node with ioredis auto-pipelining; other connections share writes by cork. */
+  readonly #cluster: boolean;
 
   constructor(name: string, config: PoolConfig) {
     this.name = name;
     this.config = config;
+    this.#cluster = Boolean(config.cluster);
     this.#pool = createPool<RedisClient>(
       {
         create: () => this.#connect(),
@@ -68,7 +72,7 @@ export class RedisPool {
         max: config.max,
         acquireTimeoutMillis: config.acquire_timeout_ms,
         testOnBorrow: true,
-        // LIFO: the hottest connection is reused, so auto-pipelining batches the most commands.
+        // LIFO: the hottest connection is reused, so shared writes batch the most commands.
         fifo: false,
         autostart: config.min > 0,
         evictionRunIntervalMillis: 30_000,
@@ -138,6 +142,7 @@ export class RedisPool {
 
   /** Lets `issue` send its commands on `client` (borrowed, or the hot connection). */
   #issue<T>(client: RedisClient, issue: (client: RedisClient) => Promise<T>): Promise<T> {
+    if (!this.#cluster) shareWrites(client as Redis);
     try {
       const pending = issue(client);
       pending.catch((error: unknown) => this.#failed(client, error));

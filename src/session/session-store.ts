@@ -1,6 +1,6 @@
 /**
  * @module Sessions in Redis: one hash per session, `{key_prefix}{id}`, one field per data key.
- * A load is one round trip (HGETALL + PEXPIRE in the same tick, auto-pipelined); every write is
+ * A load is one round trip (HGETALL + PEXPIRE in the same tick, one socket write); every write is
  * one FCALL of the keepsake library, which also publishes the change notice.
  */
 import { createHash } from 'node:crypto';
@@ -107,7 +107,7 @@ export class SessionStore {
 
   /**
    * Reads a session and refreshes its TTL in one round trip (HGETALL + PEXPIRE in the same tick,
-   * auto-pipelined); null if it does not exist. A large session this node keeps a copy of is
+   * one socket write); null if it does not exist. A large session this node keeps a copy of is
    * checked by version instead (see #loadLarge).
    */
   async load(id: string): Promise<StoredSession | null> {
