@@ -92,7 +92,11 @@ export class SessionManager {
   start(request: SessionRequest): Promise<Session> {
     const state = this.#state(request);
     if (state.session !== null) return Promise.resolve(state.session);
-    return (state.opening ??= this.#open(request, state));
+    if (state.opening !== null) return state.opening;
+    const opening = this.#openSession(request, state);
+    // A new session is in place at once (nothing to wait for); a load is shared with a second start().
+    if (state.session === null) state.opening = opening;
+    return opening;
   }
 
   /**
@@ -261,19 +265,16 @@ export class SessionManager {
     return this.#config;
   }
 
-  async #open(request: SessionRequest, state: RequestSessionState): Promise<Session> {
-    try {
-      return await this.#openSession(request, state);
-    } finally {
-      state.opening = null;
-    }
-  }
-
   async #openSession(request: SessionRequest, state: RequestSessionState): Promise<Session> {
     const cookie = this.#cookies.read(request.headers.cookie);
     let session: Session | null = null;
     if (cookie !== null) {
-      const stored = await this.#loadLive(cookie.id);
+      let stored: StoredSession | null;
+      try {
+        stored = await this.#loadLive(cookie.id);
+      } finally {
+        state.opening = null; // set by start() once this call returned its promise
+      }
       if (stored !== null) {
         session = this.#materialize(cookie.id, stored, false, true);
         if (!cookie.signedWithCurrentSecret || this.#cookieAgeing(session)) state.cookie = 'set';

@@ -81,3 +81,15 @@ test('clearing the cookie sends an empty value with Max-Age=0', () => {
   assert.match(header, /^dmsession=;/);
   assert.match(header, /Max-Age=0/);
 });
+
+test('verified values are remembered without cross-talk: each reads back its own id, a tampered twin never verifies, eviction re-verifies', () => {
+  const c = codec();
+  const ids = Array.from({ length: 10_050 }, newSessionId);
+  const values = ids.map((id) => encodeURIComponent(sign(id, A)));
+  for (let round = 0; round < 2; round++) {
+    values.forEach((value, i) => assert.equal(c.read(`dmsession=${value}`)?.id, ids[i]));
+  }
+  const twin = values[0]!.slice(0, -1) + (values[0]!.endsWith('A') ? 'B' : 'A');
+  assert.equal(c.read(`dmsession=${twin}`), null);
+  assert.equal(c.read(`dmsession=${values[0]}`)?.id, ids[0], 'still valid after its entry was evicted');
+});
