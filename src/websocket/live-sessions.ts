@@ -6,7 +6,8 @@
  * destroyed, on any node: a session with sockets here is re-read once per notice (bursts
  * coalesce into one read at a time), the new data shown to all its sockets and the controller's
  * `onSessionChange` fired; a login's new id is followed; a destroy closes the sockets with 4401.
- * After the subscriber reconnects, every session with sockets here is re-read.
+ * After the subscriber reconnects, every session with sockets here is re-read. An expiry sends no
+ * notice: the expiry sweep (expiry-sweep.ts) finds it and closes the sockets with 4401 too.
  */
 import { debuglog } from 'node:util';
 import type { WebSocket } from 'ws';
@@ -19,6 +20,7 @@ import type { Session } from '../session/session.js';
 import type { ValueCodec } from '../session/value-codec.js';
 import { CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, CLOSED, Connection } from './connection.js';
 import type { ConnectionRegistry, SessionSockets } from './connection-registry.js';
+import { ExpirySweep, sweepPeriodMs } from './expiry-sweep.js';
 import { emptyReadOnlySession, readOnlySession } from './read-only-session.js';
 import type { NoticeListener, SessionNotices, UserNotice } from './session-notices.js';
 import type { WebSocketController } from './websocket-controller.js';
@@ -73,6 +75,8 @@ export class LiveSessions implements NoticeListener {
   readonly #running = new WeakMap<Connection, Promise<void>>();
   /** What each session's sockets were last shown, to tell a real change from a re-read. */
   readonly #shown = new WeakMap<SessionSockets, Buffer>();
+  /** Closes the sockets of sessions Redis expired (no notice says so). */
+  readonly #expiry: ExpirySweep;
   #closing = false;
 
   constructor(deps: LiveSessionsDeps) {
@@ -83,6 +87,13 @@ export class LiveSessions implements NoticeListener {
     this.#registry = deps.connectionRegistry;
     this.#notices = deps.sessionNotices;
     this.#notices.listen(this);
+    this.#expiry = new ExpirySweep({
+      store: this.#sessions.store,
+      registry: this.#registry,
+      notices: this.#notices,
+      periodMs: sweepPeriodMs(this.config.session.cookie_lifespan),
+      ended: (entry) => this.#end(entry),
+    });
   }
 
   get registry(): ConnectionRegistry {
@@ -133,6 +144,7 @@ export class LiveSessions implements NoticeListener {
     if (session !== null) {
       entry = this.#registry.attach(session.id, session.user, () => readOnlySession(session));
       connection = new Connection(socket, entry.handles[0]!.view, controller);
+      this.#expiry.start();
     } else {
       // No session: an empty view, and a user unique to this connection.
       connection = new Connection(socket, emptyReadOnlySession(`anon-${newAnonymousTag()}`).view, controller);
@@ -179,9 +191,14 @@ export class LiveSessions implements NoticeListener {
         this.#refresh(this.#registry.rename(entry, notice.to), true);
         break;
       case 'destroyed':
-        for (const connection of this.#registry.drop(entry)) connection.close(CLOSE_SESSION_ENDED, 'session ended');
+        this.#end(entry);
         break;
     }
+  }
+
+  /** The session ended (destroyed or expired): its sockets are closed with 4401. */
+  #end(entry: SessionSockets): void {
+    for (const connection of this.#registry.drop(entry)) connection.close(CLOSE_SESSION_ENDED, 'session ended');
   }
 
   /** @internal A user notice from another node. */
@@ -200,6 +217,7 @@ export class LiveSessions implements NoticeListener {
    */
   async shutdown(timeoutMs = this.config.server.shutdown_timeout_ms / 2): Promise<void> {
     this.#closing = true;
+    this.#expiry.stop();
     const open = this.#registry.all();
     if (open.length > 0) {
       const closed = Promise.all(
@@ -246,7 +264,7 @@ export class LiveSessions implements NoticeListener {
         entry.stale = true; // renamed while reading: read the new id
         continue;
       }
-      // Gone: a rename or destroy notice is on its way (and expiry sends none).
+      // Gone: a rename or destroy notice is on its way, or it expired (the expiry sweep closes those).
       if (session === null) continue;
       const before = this.#shown.get(entry) ?? this.#fingerprint(entry.handles[0]!.view);
       const after = this.#fingerprint(session);
