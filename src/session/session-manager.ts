@@ -181,22 +181,36 @@ export class SessionManager {
     const state = this.#state(request);
     const previous = { id: session.id, userId: session.meta.userId, stored: !session.fresh };
     const id = session.fresh ? newSessionId() : this.#store.successorId(session.id);
+    // Sockets hear of the new id only once the user is bound and the data written (announced
+    // below): told with the rename itself, they would first show the session still anonymous.
+    let renamed = false;
     if (!session.fresh) {
-      if (await this.#store.rename(session.id, id, session.meta.createdAt)) session.markTtlRefreshed();
+      renamed = await this.#store.rename(session.id, id, session.meta.createdAt, { announce: false });
+      if (renamed) session.markTtlRefreshed();
       // Ended meanwhile (logout elsewhere, expiry): what this request holds becomes a new session.
       else session.markFresh();
     }
     session.changeId(id);
     if (options.userId !== undefined) session.bindUser(options.userId);
     state.cookie = 'set';
-    // The index first: a session bound to a user but missing from the index would survive
-    // "log out everywhere"; an index entry without its session is only pruned later.
-    const userId = session.meta.userId;
-    await Promise.all([
-      previous.userId !== null && previous.stored ? this.#users.remove(previous.userId, previous.id) : undefined,
-      userId !== null ? this.#users.add(userId, id, session.meta.createdAt) : undefined,
-    ]);
-    await this.persist(session);
+    try {
+      // The index first: a session bound to a user but missing from the index would survive
+      // "log out everywhere"; an index entry without its session is only pruned later.
+      const userId = session.meta.userId;
+      await Promise.all([
+        previous.userId !== null && previous.stored ? this.#users.remove(previous.userId, previous.id) : undefined,
+        userId !== null ? this.#users.add(userId, id, session.meta.createdAt) : undefined,
+      ]);
+      await this.persist(session);
+    } finally {
+      // Even if the writes failed: the key did move, and the sockets must follow it. If Redis
+      // cannot be told, the login stands: the expiry sweep closes sockets left on the old id.
+      if (renamed) {
+        await this.#store.announceRename(previous.id, id).catch((error: unknown) => {
+          this.#logger.warn({ user: session.user, err: error }, 'could not tell the nodes about a login; its sockets will be closed');
+        });
+      }
+    }
     return session;
   }
 

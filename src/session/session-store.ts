@@ -239,11 +239,21 @@ export class SessionStore {
     return this.#pool.config.cluster ? newSessionIdInSlot(this.#prefix, keySlot(this.key(id))) : newSessionId();
   }
 
-  /** Moves session `id` to `to` atomically (login; `to` from successorId). False if `id` no longer exists. */
-  async rename(id: string, to: string, createdAt?: number): Promise<boolean> {
+  /**
+   * Moves session `id` to `to` atomically (login; `to` from successorId). False if `id` no longer
+   * exists. With `announce: false` no node is told yet: the caller calls announceRename once the
+   * login's other writes are in, so sockets never show the session half logged in.
+   */
+  async rename(id: string, to: string, createdAt?: number, { announce = true }: { announce?: boolean } = {}): Promise<boolean> {
     this.#cache.drop(id);
+    const notice = announce ? encodeNotice({ kind: 'renamed', id, to }) : '';
+    return (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], [this.ttlMs(createdAt), announce ? this.channel : '', notice])) === 1;
+  }
+
+  /** Tells every node that session `id` is now `to` (after a rename with `announce: false`). */
+  async announceRename(id: string, to: string): Promise<void> {
     const notice = encodeNotice({ kind: 'renamed', id, to });
-    return (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], [this.ttlMs(createdAt), this.channel, notice])) === 1;
+    await this.#pool.run((client) => client.publish(this.channel, notice));
   }
 
   /** Deletes session `id` and tells every node (logout). True if it existed. */

@@ -32,6 +32,14 @@ before(async () => {
   const overrides = { session: { key_prefix: prefix }, redis_connection_pool: { default: { cluster: cluster.clusterSpec() } } };
   nodeA = await startApp(overrides);
   nodeB = await startApp(overrides);
+  // A cold Cluster connection (slot map, three masters) can outlast acquire_timeout_ms on a
+  // loaded machine; the tests below are about sessions, so start once every pool is connected.
+  for (const node of [nodeA, nodeB]) {
+    for (let attempt = 0; (await fetch(`${node.url}/ready`)).status !== 200; attempt++) {
+      assert.ok(attempt < 50, 'the app never became ready on the cluster');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
 });
 
 after(async () => {
@@ -64,8 +72,10 @@ function server(port: number): RedisServer {
 /** A client with a stored session holding a name and one basket item, made through `node`. */
 async function sessionOn(node: TestApp, name: string): Promise<Client> {
   const client = new Client(node.url);
-  assert.equal((await client.put('/api/name', { name })).status, 200);
-  assert.equal((await client.post('/api/basket/items', { sku: 'tea', qty: 2 })).status, 201);
+  const named = await client.put('/api/name', { name });
+  assert.equal(named.status, 200, JSON.stringify(named.body));
+  const added = await client.post('/api/basket/items', { sku: 'tea', qty: 2 });
+  assert.equal(added.status, 201, JSON.stringify(added.body));
   return client;
 }
 
