@@ -10,10 +10,9 @@
 // steady to a few percent. That is what this prints: A/B per round, and the median. Use it to
 // decide whether a change pays; use run.ts for the numbers against the peers.
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { RedisServer, freePort, sleep } from '../test/support/redis-server.js';
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -25,18 +24,6 @@ if (sides.length !== 2) {
 const ROUTE = option('route', '/read');
 const SECONDS = Number(option('seconds', '6'));
 const ROUNDS = Number(option('rounds', '5'));
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
-
 async function waitFor(port: number, urlPath: string): Promise<void> {
   for (const deadline = Date.now() + 20_000; Date.now() < deadline; await sleep(100)) {
     try {
@@ -74,11 +61,10 @@ function load(port: number, cookie: string, seconds: number): Promise<number> {
   });
 }
 
-const redisPort = await freePort();
-const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', os.tmpdir()], { stdio: 'ignore' });
+const redis = await RedisServer.start();
+const redisPort = redis.port;
 const ratios: number[] = [];
 try {
-  await sleep(300);
   for (let round = 1; round <= ROUNDS; round++) {
     const ports = [await freePort(), await freePort()] as const;
     const servers = [startServer(sides[0]!, ports[0], redisPort), startServer(sides[1]!, ports[1], redisPort)];
@@ -97,5 +83,5 @@ try {
   ratios.sort((x, y) => x - y);
   console.log(`${ROUTE}: median A/B ${ratios[Math.floor(ratios.length / 2)]!.toFixed(3)} over ${ROUNDS} rounds`);
 } finally {
-  redis.kill();
+  await redis.stop();
 }

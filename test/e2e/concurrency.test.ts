@@ -103,6 +103,12 @@ test('one node: 50 concurrent adds of distinct skus to one session all answer 20
   await distinctSkus(await visitor(node), node);
 });
 
+/** Two app nodes sharing the Redis and one key prefix. */
+async function twoNodes(): Promise<[TestApp, TestApp]> {
+  const prefix = testPrefix('concurrency2');
+  return [await app(prefix), await app(prefix)];
+}
+
 test('one node: 50 concurrent adds of one sku give qty 50', async () => {
   const node = await app();
   await oneSku(await visitor(node), node);
@@ -114,27 +120,23 @@ test('one node: concurrent PUT /api/name and basket adds both survive', async ()
 });
 
 test('two nodes sharing the Redis: 50 concurrent adds of distinct skus, alternating nodes, all survive', async () => {
-  const prefix = testPrefix('concurrency2');
-  const [a, b] = [await app(prefix), await app(prefix)];
-  await distinctSkus(await visitor(a!, b!), a!);
+  const [a, b] = await twoNodes();
+  await distinctSkus(await visitor(a, b), a);
 });
 
 test('two nodes sharing the Redis: 50 concurrent adds of one sku, alternating nodes, give qty 50', async () => {
-  const prefix = testPrefix('concurrency2');
-  const [a, b] = [await app(prefix), await app(prefix)];
-  await oneSku(await visitor(a!, b!), a!);
+  const [a, b] = await twoNodes();
+  await oneSku(await visitor(a, b), a);
 });
 
 test('two nodes sharing the Redis: concurrent PUT /api/name and basket adds both survive', async () => {
-  const prefix = testPrefix('concurrency2');
-  const [a, b] = [await app(prefix), await app(prefix)];
-  await nameAndAdds(await visitor(a!, b!), a!);
+  const [a, b] = await twoNodes();
+  await nameAndAdds(await visitor(a, b), a);
 });
 
 test('concurrent adds and removals of other skus: removals stick, adds survive', async () => {
-  const prefix = testPrefix('concurrency2');
-  const [a, b] = [await app(prefix), await app(prefix)];
-  const clients = await visitor(a!, b!);
+  const [a, b] = await twoNodes();
+  const clients = await visitor(a, b);
   for (const sku of ['r0', 'r1', 'r2', 'r3', 'r4']) assert.equal((await clients[0]!.post('/api/basket/items', { sku, qty: 1 })).status, 201);
   const replies = await burst(clients, 30, (client, i) =>
     i < 5 ? client.delete(`/api/basket/items/r${i}`) : client.post('/api/basket/items', { sku: `n${i}`, qty: 2 }),
