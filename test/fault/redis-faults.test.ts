@@ -276,6 +276,8 @@ test('DEBUG SLEEP with pool max 1: 503 within the bound, no hang, then OK', asyn
 /**
  * Fills Redis with keys under `prefix` until it refuses even a tiny write (maxmemory +
  * noeviction): big keys first, then smaller ones, since a refused big write frees its own buffer.
+ * Then holds it full: the limit drops 1 MB below what is used, so the few KB a freed client
+ * buffer gives back cannot let one write through by luck (a flake CI once hit).
  */
 async function fillUntilFull(server: RedisServer, prefix: string): Promise<void> {
   const filler = server.client({ maxRetriesPerRequest: 0 });
@@ -292,12 +294,17 @@ async function fillUntilFull(server: RedisServer, prefix: string): Promise<void>
       }
     }
   }
+  const used = Number(/used_memory:(\d+)/.exec(await filler.info('memory'))?.[1]);
+  assert.ok(used > 2 * 1024 * 1024, `Redis full at ${used} bytes`);
+  await filler.config('SET', 'maxmemory', String(used - 1024 * 1024));
 }
 
-async function emptyFill(server: RedisServer, prefix: string): Promise<void> {
+/** Deletes the fill and gives the limit back: Redis has room again. */
+async function emptyFill(server: RedisServer, prefix: string, maxmemory = '3mb'): Promise<void> {
   const client = server.client();
   const keys = await client.keys(`${prefix}fill:*`);
   if (keys.length > 0) await client.del(...keys);
+  await client.config('SET', 'maxmemory', maxmemory);
 }
 
 test('maxmemory reached (noeviction): writes 503 with nothing acknowledged, reads still 200', async (t) => {
