@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startApp, testPrefix, type TestApp } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
-import { dropPrefix, inspector, sessionCookie, sleep } from '../support/session-helpers.js';
+import { dropPrefix, eventually, inspector, sessionCookie, sleep } from '../support/session-helpers.js';
 
 const redis = inspector();
 const prefixes: string[] = [];
@@ -49,8 +49,8 @@ describe('expiry', { concurrency: 2 }, () => {
       assert.ok(refreshed > 1500, `the TTL was refreshed (got ${refreshed})`);
       const cookie = sessionCookie(reply.setCookies);
       if (cookie !== undefined) assert.equal(cookie.id, loggedIn, 'a re-sent cookie keeps the id');
-      await sleep(50); // the index refresh is sent after the reply
-      assert.ok((await redis.pttl(index)) >= (await redis.pttl(prefix + loggedIn)), 'the index TTL keeps pace');
+      // The index refresh is sent after the reply.
+      await eventually('the index TTL keeps pace', 1000, async () => (await redis.pttl(index)) >= (await redis.pttl(prefix + loggedIn)), 20);
     }
     // ...and ends once it sits idle for longer than that.
     await sleep(2300);
@@ -78,9 +78,11 @@ describe('expiry', { concurrency: 2 }, () => {
       const reply = await client.get('/api/session');
       assert.equal(reply.body.name, 'Abe', `alive at ${at} ms`);
       assert.equal(client.sessionId(), id);
-      await sleep(50); // the cap is sent after the reply
-      const ttl = await redis.pttl(prefix + id);
-      assert.ok(ttl > 0 && ttl <= end - Date.now() + 50, `the Redis TTL never runs past the absolute end (ttl ${ttl}, ${end - Date.now()} ms left)`);
+      // The cap is sent after the reply.
+      await eventually(`the Redis TTL capped at the absolute end (${end - Date.now()} ms left)`, 1000, async () => {
+        const ttl = await redis.pttl(prefix + id);
+        return ttl > 0 && ttl <= end - Date.now() + 50;
+      }, 20);
       const cookie = sessionCookie(reply.setCookies);
       if (cookie !== undefined) assert.ok(Number(cookie.attributes.get('max-age')) <= Math.ceil((end - Date.now()) / 1000) + 1, 'cookie Max-Age stops at the absolute end');
     }

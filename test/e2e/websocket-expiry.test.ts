@@ -1,7 +1,7 @@
 /**
  * Sockets of a session that Redis expired are closed with 4401, like a logout (docs/websocket.md,
  * "Expiry"); a login's rename and a session kept in use by HTTP never close them. The app runs
- * with cookie_lifespan = 2 s, so the expiry sweep runs every 500 ms.
+ * with cookie_lifespan = 4 s, so the expiry sweep runs every second.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -11,10 +11,10 @@ import { dropPrefix, inspector, sleep } from '../support/session-helpers.js';
 import { WsClient } from '../support/ws-client.js';
 
 /** cookie_lifespan in seconds (the sweep runs every quarter of it). */
-const LIFESPAN_S = 2;
+const LIFESPAN_S = 4;
 const SWEEP_MS = (LIFESPAN_S * 1000) / 4;
-/** Generous: the TTL, a sweep, the confirmation and one more sweep take about 4 s. */
-const CLOSE_WITHIN_MS = 10_000;
+/** Generous: the TTL, a sweep, the confirmation and one more sweep take about 7 s. */
+const CLOSE_WITHIN_MS = 15_000;
 
 const redis = inspector();
 const sockets: WsClient[] = [];
@@ -71,7 +71,7 @@ describe('expiry closes the sockets of the session', { concurrency: true }, () =
     const socket = await openWs(client);
     // Back-to-back logins for several sweep periods: each moves the key to a new id, and a sweep
     // may well find the old key missing before the rename's notice arrives.
-    const until = Date.now() + 6 * SWEEP_MS;
+    const until = Date.now() + 4 * SWEEP_MS;
     let logins = 0;
     while (Date.now() < until) {
       assert.equal((await client.post('/api/login', { username: `lin${logins++ % 2}` })).status, 200);
@@ -79,9 +79,9 @@ describe('expiry closes the sockets of the session', { concurrency: true }, () =
     }
     const last = client.sessionId()!;
     assert.notEqual(last, first);
-    // A confirmation delay and more sweeps after the last rename, well before the new id's TTL
-    // (2 s) runs out on a slow machine.
-    await sleep(1100);
+    // The confirmation delay and one more sweep after the last rename (a wrong close would have
+    // happened by then), still 2 s before the new id's TTL runs out on a slow machine.
+    await sleep(1000 + SWEEP_MS);
     assert.equal((await client.get('/api/session')).body.authenticated, true);
     assert.ok(socket.open, `the socket stayed open across ${logins} logins`);
     const seen = await whoami(socket);

@@ -6,6 +6,7 @@ import net from 'node:net';
 import { startApp, type TestApp } from '../support/app-server.js';
 import { Client, type Reply } from '../support/http-client.js';
 import { RedisServer, redisCommand, sleep } from '../support/redis-server.js';
+import { eventually } from '../support/session-helpers.js';
 import { WsClient } from '../support/ws-client.js';
 
 const ACQUIRE_MS = 500;
@@ -31,21 +32,6 @@ function assertUnavailable(reply: Reply, what: string): void {
   assert.equal(reply.status, 503, `${what}: status (body ${JSON.stringify(reply.body)})`);
   assert.equal(reply.body?.error?.code, 'ERR_SESSION_STORE_UNAVAILABLE', `${what}: error code`);
   assert.match(reply.headers.get('retry-after') ?? '', /^\d+$/, `${what}: Retry-After`);
-}
-
-/** Repeats `attempt` until it returns true or `ms` pass; returns how long it took. */
-async function eventually(what: string, ms: number, attempt: () => Promise<boolean>): Promise<number> {
-  const began = Date.now();
-  let last: unknown;
-  while (Date.now() - began < ms) {
-    try {
-      if (await attempt()) return Date.now() - began;
-    } catch (error) {
-      last = error;
-    }
-    await sleep(100);
-  }
-  assert.fail(`${what} not within ${ms} ms${last === undefined ? '' : ` (last error: ${String(last)})`}`);
 }
 
 async function withServerAndApp(

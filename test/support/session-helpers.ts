@@ -2,6 +2,7 @@
  * Helpers for the session lifecycle tests: a Redis connection to look at keys, the session
  * cookie of a reply, and a `/ws` socket that records what the server does to it.
  */
+import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
@@ -39,6 +40,24 @@ export function sessionCookie(setCookies: string[], name = 'dmsession'): { value
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Repeats `attempt` until it returns true or `ms` pass; returns how long it took. For what the
+ * server does after its reply: a fixed sleep would be a race on a loaded machine.
+ */
+export async function eventually(what: string, ms: number, attempt: () => Promise<boolean>, everyMs = 100): Promise<number> {
+  const began = Date.now();
+  let last: unknown;
+  while (Date.now() - began < ms) {
+    try {
+      if (await attempt()) return Date.now() - began;
+    } catch (error) {
+      last = error;
+    }
+    await sleep(everyMs);
+  }
+  assert.fail(`${what} not within ${ms} ms${last === undefined ? '' : ` (last error: ${String(last)})`}`);
 }
 
 /** A `/ws` client that keeps every message and how the socket closed. */
