@@ -2,11 +2,13 @@
  * @module Finds the sessions with sockets on this node that Redis expired (idle timeout, or the
  * absolute end the TTL is capped at): an expiry publishes no notice, so a timer asks instead.
  *
- * Every `clamp(cookie_lifespan / 4, 250 ms, 30 s)` one round trip sends an EXISTS per session
- * with sockets here (one socket write). A missing key is not an ended session yet: a login renames
- * the key, and its `renamed` notice may reach the subscriber after the EXISTS reply. So a session
- * ends only when a later sweep, at least CONFIRM_AFTER_MS after the first miss, still misses it
- * under the same id, with the subscriber up all along. No sockets: no timer, no command.
+ * Every `clamp(cookie_lifespan / 4, 250 ms, 30 s)` it sends an EXISTS per session with sockets
+ * here, one round trip per SWEEP_BATCH sessions (batches one after the other, so a node with very
+ * many neither queues them all at once nor holds Redis up). A missing key is not an ended session
+ * yet: a login renames the key, and its `renamed` notice may reach the subscriber after the EXISTS
+ * reply. So a session ends only when a later sweep, at least CONFIRM_AFTER_MS after the first
+ * miss, still misses it under the same id, with the subscriber up all along. No sockets: no
+ * timer, no command.
  */
 import { debuglog } from 'node:util';
 import type { SessionStore } from '../session/session-store.js';
@@ -21,6 +23,9 @@ export const MAX_SWEEP_MS = 30_000;
 
 /** How long a key must stay missing before its sockets are closed (time for a rename's notice to arrive). */
 export const CONFIRM_AFTER_MS = 1000;
+
+/** Sessions checked per round trip. */
+export const SWEEP_BATCH = 1000;
 
 /** How often to check, for a `cookie_lifespan` in seconds. */
 export function sweepPeriodMs(cookieLifespanSeconds: number): number {
@@ -41,6 +46,8 @@ export interface ExpirySweepDeps {
   readonly periodMs: number;
   /** Closes the sockets of a session that expired (as a destroy does). */
   readonly ended: (entry: SessionSockets) => void;
+  /** Sessions per round trip (SWEEP_BATCH unless a test wants smaller batches). */
+  readonly batchSize?: number;
 }
 
 export class ExpirySweep {
@@ -69,7 +76,7 @@ export class ExpirySweep {
     this.#pause();
   }
 
-  /** One sweep: checks every session with sockets here in one round trip. Never throws. */
+  /** One sweep: checks every session with sockets here, SWEEP_BATCH per round trip. Never throws. */
   async sweep(): Promise<void> {
     if (this.#running || this.#stopped) return;
     const entries = this.#deps.registry.entries();
@@ -81,10 +88,14 @@ export class ExpirySweep {
     const ids = entries.map((entry) => entry.id);
     const store = this.#deps.store;
     this.#running = true;
-    let exists: number[];
+    const batch = this.#deps.batchSize ?? SWEEP_BATCH;
+    const exists: number[] = [];
     try {
-      // Issued synchronously on one connection: every EXISTS leaves in the same socket write.
-      exists = await store.pool.run((client) => Promise.all(ids.map((id) => client.exists(store.key(id)))));
+      for (let first = 0; first < ids.length; first += batch) {
+        const some = ids.slice(first, first + batch);
+        // Issued synchronously on one connection: every EXISTS of a batch leaves in one socket write.
+        exists.push(...(await store.pool.run((client) => Promise.all(some.map((id) => client.exists(store.key(id)))))));
+      }
     } catch (error) {
       trace('expiry sweep skipped: %s', (error as Error).message);
       return;

@@ -18,7 +18,7 @@ const redis = inspector();
 const opened: Keepsake[] = [];
 
 /** A sweep over a fresh prefix, its subscriber up, and the sessions it ended. */
-async function sweeper(port?: number) {
+async function sweeper(port?: number, batchSize?: number) {
   const overrides = { session: { key_prefix: testPrefix('expiry-sweep') }, ...(port === undefined ? {} : { redis_connection_pool: { default: { port: String(port) } } }) };
   const keepsake = await createKeepsake(testConfig(overrides as never));
   opened.push(keepsake);
@@ -26,7 +26,7 @@ async function sweeper(port?: number) {
   await notices.start();
   assert.ok(notices.subscribed);
   const ended: SessionSockets[] = [];
-  const sweep = new ExpirySweep({ store, registry, notices, periodMs: 60_000, ended: (entry) => ended.push(entry) });
+  const sweep = new ExpirySweep({ store, registry, notices, periodMs: 60_000, ended: (entry) => ended.push(entry), batchSize });
   const prefix = keepsake.config.session.key_prefix;
   /** Registers session `id` as having sockets here (the sweep needs no socket, only the entry). */
   const attach = (id: string) => registry.attach(id, 'anon-test', () => ({}) as never);
@@ -62,6 +62,19 @@ test('a key still there ends nothing; a missing one ends its session only once c
   await sweep.sweep();
   assert.deepEqual(ended, [goneEntry], 'still missing a confirmation delay later: ended');
   assert.ok(aliveEntry.live);
+});
+
+test('in batches smaller than the sessions with sockets, every session is still checked', async () => {
+  const { sweep, ended, prefix, attach } = await sweeper(undefined, 2);
+  const ids = Array.from({ length: 7 }, () => newSessionId());
+  // Every other session exists: the missing ones fall in different batches, at either end.
+  const alive = ids.filter((_, i) => i % 2 === 1);
+  for (const id of alive) await redis.hset(prefix + id, 'm:c', String(Date.now()));
+  const entries = ids.map((id) => attach(id));
+  await sweep.sweep();
+  await sleep(CONFIRM_AFTER_MS + 50);
+  await sweep.sweep();
+  assert.deepEqual(new Set(ended), new Set(entries.filter((_, i) => i % 2 === 0)), 'exactly the missing ones ended');
 });
 
 test('a rename that arrives after the miss keeps the session: the sweep follows the new id', async () => {
