@@ -11,12 +11,34 @@ const USAGE = `usage:
   keepsake config check --config FILE
 ${SESSION_USAGE}`;
 
+/** An error whose message says it all: printed in one line, no stack trace, exit code 1. */
+class CliError extends Error {}
+/** A wrong command line: printed with the usage, exit code 2. */
+class UsageError extends CliError {}
+
+function parseCommandLine(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string' }, user: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    });
+  } catch (error) {
+    // node:util's parseArgs throws a TypeError with an ERR_PARSE_ARGS_* code for unknown or incomplete options.
+    if (String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) throw new UsageError((error as Error).message);
+    throw error;
+  }
+}
+
+function parsePort(port: string | undefined): number | undefined {
+  if (port === undefined) return undefined;
+  const value = Number(port);
+  if (!/^\d+$/.test(port) || value > 65535) throw new UsageError(`--port: expected an integer from 0 to 65535 (got ${JSON.stringify(port)})`);
+  return value;
+}
+
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string' }, user: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  });
+  const { values, positionals } = parseCommandLine(argv);
   const [command, subcommand] = positionals;
   if (values.help || command === undefined) {
     process.stdout.write(`${USAGE}\n`);
@@ -29,13 +51,13 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${configFile}: valid\n`);
     return 0;
   }
-  if (command === 'serve') return serve(configFile, values.host, values.port);
+  if (command === 'serve') return serve(configFile, values.host, parsePort(values.port));
   if (command === 'session') return runSessionCommand(subcommand, positionals.slice(2), { configFile, user: values.user });
   process.stderr.write(`unknown command: ${positionals.join(' ')}\n${USAGE}\n`);
   return 2;
 }
 
-async function serve(configFile: string, host: string | undefined, port: string | undefined): Promise<number> {
+async function serve(configFile: string, host: string | undefined, port: number | undefined): Promise<number> {
   // Listen for signals first: one that arrives while starting still ends in a clean exit 0.
   let signalled: (signal: string) => void = () => undefined;
   const stopRequested = new Promise<string>((resolve) => (signalled = resolve));
@@ -47,8 +69,21 @@ async function serve(configFile: string, host: string | undefined, port: string 
   // Loaded only to serve: `config check` and the session commands start faster without fastify.
   const { buildApp } = await import('../app/build-app.js');
   const app = await buildApp(config, { logger: { level: process.env.LOG_LEVEL ?? 'info', stream: process.stderr } as never });
-  const listenPort = port === undefined ? config.server.port : Number(port);
-  const address = await app.listen({ host: host ?? config.server.host, port: listenPort });
+  const listen = { host: host ?? config.server.host, port: port ?? config.server.port };
+  // The one line with the URL is keepsake's, in plain text: fastify's own JSON line is held back.
+  const level = app.log.level;
+  app.log.level = 'silent';
+  let address: string;
+  try {
+    address = await app.listen(listen);
+  } catch (error) {
+    await app.close();
+    const code = (error as { code?: unknown }).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') throw new CliError(`cannot listen on ${listen.host}:${listen.port}: ${(error as Error).message}`);
+    throw error;
+  } finally {
+    app.log.level = level;
+  }
   process.stderr.write(`keepsake listening on ${address}\n`);
 
   const signal = await stopRequested;
@@ -69,7 +104,13 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`keepsake: ${error instanceof KeepsakeError ? error.message : (error as Error)?.stack ?? String(error)}\n`);
+    if (error instanceof UsageError) {
+      process.stderr.write(`keepsake: ${error.message}\n${USAGE}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const known = error instanceof KeepsakeError || error instanceof CliError;
+    process.stderr.write(`keepsake: ${known ? (error as Error).message : (error as Error)?.stack ?? String(error)}\n`);
     process.exitCode = 1;
   },
 );

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseIni } from 'ini';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { interpolate, MissingVariableError } from './interpolate.js';
+import { interpolate, PlaceholderError } from './interpolate.js';
 import { configSchema, SECRET_KEYS, type KeepsakeConfig, type KeepsakeConfigInput } from './schema.js';
 
 export interface LoadConfigOptions {
@@ -49,13 +49,28 @@ export function validateConfig(input: KeepsakeConfigInput, source = 'options'): 
 
 function describeIssue(issue: z.core.$ZodIssue, source: string): string {
   const path = issue.path.map(String);
+  const input = (issue as { input?: unknown }).input;
+  if (path.length === 0 && issue.code === 'unrecognized_keys') {
+    // At the top of an ini file an object is a section; anything else a key before any section.
+    const inFile = isPlainObject(input) ? input : {};
+    const sections = issue.keys.filter((key) => isPlainObject(inFile[key])).map((key) => `[${key}]`);
+    const loose = issue.keys.filter((key) => !isPlainObject(inFile[key]));
+    const problems = [
+      ...(sections.length > 0 ? [`unknown section(s) ${sections.join(', ')}`] : []),
+      ...(loose.length > 0 ? [`key(s) outside any section: ${loose.join(', ')}`] : []),
+    ];
+    return `${problems.join('; ')} (expected [server], [session] and [redis_connection_pool.NAME] sections) in ${source}`;
+  }
+  if (path.length === 2 && path[0] === 'redis_connection_pool' && issue.code === 'invalid_type' && issue.expected === 'object') {
+    // `[redis_connection_pool]` without a name: its keys look like pools to the schema.
+    return `[redis_connection_pool]: key ${path[1]} outside a named pool: expected a [redis_connection_pool.NAME] section (for example [redis_connection_pool.default]) in ${source}`;
+  }
   // The first segment is the section; a pool's section is [redis_connection_pool.NAME].
   const sectionLength = path[0] === 'redis_connection_pool' ? 2 : 1;
   const section = path.slice(0, sectionLength).join('.');
   const key = path.slice(sectionLength).join('.');
   const where = key === '' ? `[${section}]` : `${section}.${key}`;
   const secret = path.some((part) => SECRET_KEYS.has(part));
-  const input = (issue as { input?: unknown }).input;
   const got = secret || input === undefined || typeof input === 'object' ? '' : ` (got ${JSON.stringify(input)})`;
   const message = issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : issue.message;
   return `${where}: ${message}${got} in ${source}`;
@@ -66,7 +81,7 @@ function resolvePlaceholders(value: unknown, source: string, env: NodeJS.Process
     try {
       return interpolate(value, env);
     } catch (error) {
-      if (error instanceof MissingVariableError) throw new ConfigError(`${path.join('.')}: ${error.message} in ${source}`);
+      if (error instanceof PlaceholderError) throw new ConfigError(`${path.join('.')}: ${error.message} in ${source}`);
       throw error;
     }
   }

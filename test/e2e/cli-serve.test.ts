@@ -83,9 +83,33 @@ test('serve listens, logs its URL, serves sessions and exits 0 on SIGTERM', asyn
   const client = new Client(url);
   assert.equal((await client.put('/api/name', { name: 'Ada' })).status, 200);
   assert.equal((await client.get('/api/session')).body.name, 'Ada');
+  assert.deepEqual(stderr.split('\n').filter((line) => line.includes(url)), [`keepsake listening on ${url}`], 'one line names the URL');
+
+  // A second server on the same port says why it cannot start, in one line.
+  const busy = run('serve', '--config', file, '--port', new URL(url).port);
+  assert.equal(busy.status, 1);
+  assert.match(busy.stderr, /^keepsake: cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
+  assert.doesNotMatch(busy.stderr, /\n\s+at /, 'no stack trace');
+
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const began = Date.now();
   child.kill('SIGTERM');
   assert.equal(await exited, 0);
   assert.ok(Date.now() - began < 5000, 'exits within 5 s');
+});
+
+test('a wrong command line exits 2 with the usage and what was wrong, no stack trace', () => {
+  for (const [args, expected] of [
+    [['serve', '--bogus'], /Unknown option '--bogus'/],
+    [['serve', '--port', 'abc'], /--port: expected an integer from 0 to 65535 \(got "abc"\)/],
+    [['serve', '--port', '99999'], /--port: expected an integer from 0 to 65535 \(got "99999"\)/],
+    [['serve', '--port'], /'--port <value>' argument missing/],
+  ] as const) {
+    const result = run(...args);
+    assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
+    assert.match(result.stderr, expected);
+    assert.match(result.stderr, /usage:\n {2}keepsake serve --config FILE/);
+    assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+    assert.equal(result.stdout, '');
+  }
 });

@@ -94,7 +94,11 @@ const BAD_CASES: Array<[string, string, RegExp]> = [
   ['cluster syntax', '[redis_connection_pool.default]\ncluster = nonsense\n', /redis_connection_pool\.default\.cluster.*expected host:port/],
   ['sentinels without name', '[redis_connection_pool.default]\nsentinels = 127.0.0.1:26379\n', /redis_connection_pool\.default\.sentinel_name: expected the master name/],
   ['unknown key', '[session]\ncookie_lifspan = 10\n', /\[session\]: unknown key\(s\) cookie_lifspan/],
-  ['unknown section', '[sesion]\ncookie_name = x\n', /unknown key\(s\) sesion/],
+  ['unknown section', '[sesion]\ncookie_name = x\n', /unknown section\(s\) \[sesion\] \(expected \[server\], \[session\] and \[redis_connection_pool\.NAME\] sections\) in bad\.ini/],
+  ['key before any section', 'cookie_name = x\n[session]\n', /key\(s\) outside any section: cookie_name/],
+  ['pool section without a name', '[redis_connection_pool]\nhost = 127.0.0.1\n', /^\[redis_connection_pool\]: key host outside a named pool: expected a \[redis_connection_pool\.NAME\] section/],
+  ['placeholder without its }', '[session]\nkey_prefix = ${PREFIX\n', /session\.key_prefix: "\$\{" that is not a placeholder/],
+  ['placeholder of no variable name', '[session]\nkey_prefix = ${1x}\n', /session\.key_prefix: "\$\{" that is not a placeholder/],
 ];
 
 for (const [name, text, expected] of BAD_CASES) {
@@ -102,6 +106,12 @@ for (const [name, text, expected] of BAD_CASES) {
     assert.match(fails(text).message, expected);
   });
 }
+
+test('a malformed placeholder in a secret is refused without echoing the secret', () => {
+  const message = fails('[session]\nsecrets = ${HIDDEN-very-secret-value-0123456789abcdef\n').message;
+  assert.match(message, /session\.secrets: "\$\{" that is not a placeholder/);
+  assert.ok(!message.includes('very-secret'), message);
+});
 
 test('a short secret is refused by position and length, never echoed', () => {
   const secret = 'short-secret-value';
