@@ -115,12 +115,20 @@ export const poolSchema = z
     acquire_timeout_ms: defaulted(int(1, 600000), 500),
     command_timeout_ms: defaulted(int(1, 600000), 1000),
     connect_timeout_ms: defaulted(int(1, 600000), 1000),
+    wait_replicas: defaulted(int(0, 100), 0),
+    wait_timeout_ms: defaulted(int(1, 600000), 200),
   })
   .superRefine((pool, ctx) => {
     if (pool.min > pool.max) ctx.addIssue({ code: 'custom', path: ['min'], message: `expected min (${pool.min}) <= max (${pool.max})` });
     if (pool.cluster && pool.sentinels) ctx.addIssue({ code: 'custom', path: ['sentinels'], message: 'expected either cluster or sentinels, not both' });
     if (pool.sentinels && !pool.sentinel_name) ctx.addIssue({ code: 'custom', path: ['sentinel_name'], message: 'expected the master name monitored by the sentinels (sentinels is set)' });
     if (pool.cluster && pool.db !== 0) ctx.addIssue({ code: 'custom', path: ['db'], message: 'expected 0: Redis Cluster has only database 0' });
+    if (pool.cluster && pool.wait_replicas > 0) {
+      ctx.addIssue({ code: 'custom', path: ['wait_replicas'], message: 'expected 0 with cluster: waiting for replicas is offered on a standalone Redis or with Sentinel' });
+    }
+    if (pool.wait_replicas > 0 && pool.wait_timeout_ms >= pool.command_timeout_ms) {
+      ctx.addIssue({ code: 'custom', path: ['wait_timeout_ms'], message: `expected less than command_timeout_ms (${pool.command_timeout_ms}): the write and its WAIT share that bound` });
+    }
   });
 
 export const configSchema = z

@@ -14,6 +14,7 @@ import type { PoolConfig } from '../config/schema.js';
 import { SessionStoreUnavailableError } from '../errors.js';
 import { createRedisClient, type RedisClient } from './redis-client-factory.js';
 import { LIBRARY_SOURCE } from './redis-functions.js';
+import { replicasConfirming } from './replica-wait.js';
 import { shareWrites } from './shared-writes.js';
 
 const trace = debuglog('keepsake');
@@ -110,6 +111,32 @@ export class RedisPool {
         throw this.unavailable(error);
       }
     }
+  }
+
+  /**
+   * As run(), for a write that counts only once `wait_replicas` replicas have it: a WAIT follows
+   * the turn's writes on the connection (replica-wait.ts) without waiting for their replies, so it
+   * adds no round trip, only the time the replicas take to acknowledge. With wait_replicas = 0
+   * (the default) this is run().
+   * @throws SessionStoreUnavailableError also when fewer replicas confirm within wait_timeout_ms:
+   *   the master has the write, but a failover could lose it, so it must not be acknowledged.
+   */
+  runReplicated<T>(issue: (client: RedisClient) => Promise<T>): Promise<T> {
+    const replicas = this.config.wait_replicas;
+    if (replicas === 0) return this.run(issue);
+    const timeoutMs = this.config.wait_timeout_ms;
+    return this.run((client) => {
+      const written = issue(client);
+      const confirmed = replicasConfirming(client as Redis, replicas, timeoutMs);
+      return Promise.all([written, confirmed]).then(([result, count]) => {
+        if (count < replicas) {
+          throw new SessionStoreUnavailableError(
+            `Redis (pool '${this.name}') has the write, but only ${count} of ${replicas} replicas confirmed it within ${timeoutMs} ms (redis_connection_pool.${this.name}.wait_replicas)`,
+          );
+        }
+        return result;
+      });
+    });
   }
 
   async #borrow(): Promise<RedisClient> {

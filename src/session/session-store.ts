@@ -214,7 +214,7 @@ export class SessionStore {
       compare: compare !== undefined,
       deletes: args.length - firstDelete,
     });
-    const reply = (await this.#fcall(FUNCTION.write, this.key(id), args)) as [number, Buffer | null | number | undefined];
+    const reply = (await this.#fcall(FUNCTION.write, this.key(id), args, true)) as [number, Buffer | null | number | undefined];
     switch (reply[0]) {
       case WRITE_OK:
         if (typeof reply[1] === 'number') this.#cache.written(id, reply[1], (copy) => applyWrite(copy, args, firstDelete, changes.cleared, compare ? 3 : 1));
@@ -247,7 +247,7 @@ export class SessionStore {
   async rename(id: string, to: string, createdAt?: number, { announce = true }: { announce?: boolean } = {}): Promise<boolean> {
     this.#cache.drop(id);
     const notice = announce ? encodeNotice({ kind: 'renamed', id, to }) : '';
-    return (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], [this.ttlMs(createdAt), announce ? this.channel : '', notice])) === 1;
+    return (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], [this.ttlMs(createdAt), announce ? this.channel : '', notice], true)) === 1;
   }
 
   /** Tells every node that session `id` is now `to` (after a rename with `announce: false`). */
@@ -260,21 +260,25 @@ export class SessionStore {
   async destroy(id: string): Promise<boolean> {
     this.#cache.drop(id);
     const notice = encodeNotice({ kind: 'destroyed', id });
-    return (await this.#fcall(FUNCTION.destroy, this.key(id), [this.channel, notice])) === 1;
+    return (await this.#fcall(FUNCTION.destroy, this.key(id), [this.channel, notice], true)) === 1;
   }
 
-  /** Runs a keepsake function; a Redis that lost the library (restart, new master) gets it again, once. */
-  async #fcall(name: string, keys: string | string[], args: (string | Buffer)[]): Promise<unknown> {
+  /**
+   * Runs a keepsake function; a Redis that lost the library (restart, new master) gets it again,
+   * once. A `write` (data, login, logout) waits for the pool's wait_replicas, if any.
+   */
+  async #fcall(name: string, keys: string | string[], args: (string | Buffer)[], write = false): Promise<unknown> {
     const call =
       typeof keys === 'string'
         ? (client: RedisClient) => (client as unknown as { fcallBuffer: FcallBuffer }).fcallBuffer(name, 1, keys, ...args)
         : (client: RedisClient) => (client as unknown as { fcallBuffer: FcallBuffer }).fcallBuffer(name, keys.length, ...keys, ...args);
+    const run = (issue: typeof call) => (write ? this.#pool.runReplicated(issue) : this.#pool.run(issue));
     try {
-      return await this.#pool.run(call);
+      return await run(call);
     } catch (error) {
       if (!/function not found/i.test(String((error as Error)?.message))) throw error;
       await this.#pool.loadFunctions();
-      return this.#pool.run(call);
+      return run(call);
     }
   }
 }

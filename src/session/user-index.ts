@@ -51,7 +51,8 @@ export class UserIndex {
     const now = Date.now();
     const end = this.#absoluteMs > 0 ? createdAt + this.#absoluteMs : undefined;
     const expireAt = end ?? now + this.#lifespanMs + TTL_MARGIN_MS;
-    const count = await this.#pool.run((client) => {
+    // Replicated like the login's rename (wait_replicas): "log out everywhere" must find it after a failover.
+    const count = await this.#pool.runReplicated((client) => {
       // One tick, one connection: Redis runs them in order. NX gives a new index its first TTL
       // (GT treats "no TTL" as infinite), GT only ever lengthens it.
       const added = client.zadd(key, end ?? '+inf', id);

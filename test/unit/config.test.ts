@@ -92,6 +92,8 @@ const BAD_CASES: Array<[string, string, RegExp]> = [
   ['pool min > max', '[redis_connection_pool.default]\nmin = 5\nmax = 2\n', /redis_connection_pool\.default\.min: expected min \(5\) <= max \(2\)/],
   ['pool tls', '[redis_connection_pool.default]\ntls = yes\n', /redis_connection_pool\.default\.tls: expected true or false/],
   ['cluster syntax', '[redis_connection_pool.default]\ncluster = nonsense\n', /redis_connection_pool\.default\.cluster.*expected host:port/],
+  ['wait_replicas on a cluster', '[redis_connection_pool.default]\ncluster = 127.0.0.1:7000\nwait_replicas = 1\n', /redis_connection_pool\.default\.wait_replicas: expected 0 with cluster/],
+  ['wait_timeout_ms not under command_timeout_ms', '[redis_connection_pool.default]\nwait_replicas = 1\nwait_timeout_ms = 1000\ncommand_timeout_ms = 1000\n', /redis_connection_pool\.default\.wait_timeout_ms: expected less than command_timeout_ms \(1000\)/],
   ['sentinels without name', '[redis_connection_pool.default]\nsentinels = 127.0.0.1:26379\n', /redis_connection_pool\.default\.sentinel_name: expected the master name/],
   ['unknown key', '[session]\ncookie_lifspan = 10\n', /\[session\]: unknown key\(s\) cookie_lifspan/],
   ['unknown section', '[sesion]\ncookie_name = x\n', /unknown section\(s\) \[sesion\] \(expected \[server\], \[session\] and \[redis_connection_pool\.NAME\] sections\) in bad\.ini/],
