@@ -222,6 +222,17 @@ describe('bad bodies', () => {
     });
   }
 
+  test('fields a route does not read are dropped, never stored', async () => {
+    const client = new Client(app.url);
+    const added = await client.post('/api/basket/items', { sku: 'tea', qty: 2, price: 3 });
+    assert.equal(added.status, 201);
+    assert.deepEqual(added.body, { items: [{ sku: 'tea', qty: 2 }] });
+    assert.equal((await client.put('/api/name', { name: 'Ada', role: 'admin' })).status, 200);
+    const login = await client.post('/api/login', { username: 'ada', password: 'not-checked-by-the-demo' });
+    assert.equal(login.status, 200);
+    assert.deepEqual(login.body, { user: 'ada', authenticated: true, name: 'Ada', basket: [{ sku: 'tea', qty: 2 }] });
+  });
+
   test('another content type → 415 ERR_UNSUPPORTED_MEDIA_TYPE; unknown route → 404 ERR_NOT_FOUND', async () => {
     const client = new Client(app.url);
     const text = await client.request('PUT', '/api/name', 'name=x', { 'content-type': 'text/plain' });
