@@ -30,6 +30,12 @@ const list = z.preprocess(
   z.array(z.string()),
 );
 
+/** As `list`, but an empty entry is kept for the secrets check to refuse: dropping it would shift the positions its messages name. */
+const secretList = z.preprocess(
+  (value) => (typeof value === 'string' ? value.split(',').map((part) => part.trim()) : value),
+  z.array(z.string()),
+);
+
 const hostPort = z
   .string()
   .regex(/^[^\s:,]+:\d{1,5}$/, 'expected host:port')
@@ -74,7 +80,7 @@ export const sessionSchema = z
     cookie_domain: optional(text),
     cookie_secure: defaulted(z.union([z.literal('auto'), bool], { error: 'expected auto, true or false' }), 'auto'),
     cookie_same_site: defaulted(z.enum(['lax', 'strict', 'none'], { error: 'expected one of lax, strict, none' }), 'lax'),
-    secrets: defaulted(list, [DEV_SECRET]),
+    secrets: defaulted(secretList, [DEV_SECRET]),
     key_prefix: defaulted(text.max(64, 'expected at most 64 characters'), 'keepsake:'),
     persist: defaulted(z.enum(['before_response', 'after_response'], { error: 'expected before_response or after_response' }), 'before_response'),
     max_session_bytes: defaulted(int(1, 512 * 1024 * 1024), 1048576),
@@ -85,7 +91,9 @@ export const sessionSchema = z
   .superRefine((session, ctx) => {
     if (session.secrets.length === 0) ctx.addIssue({ code: 'custom', path: ['secrets'], message: 'expected at least one secret' });
     session.secrets.forEach((secret, index) => {
-      if (secret.length < MIN_SECRET_LENGTH) {
+      if (secret === '') {
+        ctx.addIssue({ code: 'custom', path: ['secrets'], message: `secrets[${index}] is empty (a stray comma?); expected comma separated secrets of at least ${MIN_SECRET_LENGTH} characters` });
+      } else if (secret.length < MIN_SECRET_LENGTH) {
         ctx.addIssue({ code: 'custom', path: ['secrets'], message: `secrets[${index}] has ${secret.length} characters, at least ${MIN_SECRET_LENGTH} expected` });
       }
       if (secret === DEV_SECRET && process.env.NODE_ENV === 'production') {

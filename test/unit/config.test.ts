@@ -115,6 +115,14 @@ test('a malformed placeholder in a secret is refused without echoing the secret'
   assert.ok(!message.includes('very-secret'), message);
 });
 
+test('an empty entry in secrets is refused by its position, and the positions after it stay right', () => {
+  const good = 'g'.repeat(40);
+  const message = fails(`[session]\nsecrets = ${good}, , short-secret\n`).message;
+  assert.match(message, /secrets\[1\] is empty \(a stray comma\?\)/);
+  assert.match(message, /secrets\[2\] has 12 characters/);
+  assert.ok(!message.includes(good) && !message.includes('short-secret'), message);
+});
+
 test('a short secret is refused by position and length, never echoed', () => {
   const secret = 'short-secret-value';
   const error = fails(`[session]\nsecrets = ${'b'.repeat(40)}, ${secret}\n`);
