@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { describeConfig, KeepsakeError, loadConfig } from '../src/index.js';
+import { isSessionId } from '../src/session/session-id.js';
 import { runSessionCommand, SESSION_USAGE } from './session-commands.js';
 
 const USAGE = `usage:
@@ -17,12 +18,17 @@ class CliError extends Error {}
 class UsageError extends CliError {}
 
 function parseCommandLine(argv: string[]) {
+  // A session id is base64url, so one in 64 begins with '-': right after `session show|destroy`
+  // an argument of an id's shape is that id, never an option.
+  const id = argv[0] === 'session' && (argv[1] === 'show' || argv[1] === 'destroy') && isSessionId(argv[2] ?? '') ? argv[2] : undefined;
   try {
-    return parseArgs({
-      args: argv,
+    const parsed = parseArgs({
+      args: id === undefined ? argv : [...argv.slice(0, 2), ...argv.slice(3)],
       allowPositionals: true,
       options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string' }, user: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
+    if (id !== undefined) parsed.positionals.splice(2, 0, id);
+    return parsed;
   } catch (error) {
     // node:util's parseArgs throws a TypeError with an ERR_PARSE_ARGS_* code for unknown or incomplete options.
     if (String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) throw new UsageError((error as Error).message);

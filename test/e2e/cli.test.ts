@@ -83,6 +83,22 @@ test('session show of an unknown or malformed id exits non-zero with a message o
   assert.match(usage.stderr, /usage/);
 });
 
+test('an id that begins with "-" (one in 64 do) is taken as the id, not as an option', async () => {
+  const id = `-${newSessionId().slice(1)}`;
+  const unknown = await keepsake('session', 'show', id, '--config', configFile);
+  assert.notEqual(unknown.code, 0);
+  assert.match(unknown.stderr, /no session/);
+
+  await redis.hset(prefix + id, 'm:c', String(Date.now()), 'm:a', 'tagtagtagtag');
+  await redis.pexpire(prefix + id, 60_000);
+  const shown = await keepsake('session', 'show', id, '--config', configFile);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.deepEqual(JSON.parse(shown.stdout), {});
+  const destroyed = await keepsake('session', 'destroy', id, '--config', configFile);
+  assert.equal(destroyed.code, 0, destroyed.stderr);
+  assert.equal(await redis.exists(prefix + id), 0);
+});
+
 test('session list --user prints the ids of the user, one per line', async () => {
   const laptop = new Client(server.url);
   const phone = new Client(server.url);
