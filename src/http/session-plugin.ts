@@ -10,7 +10,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { InternalError, KeepsakeError } from '../errors.js';
+import { InternalError, KeepsakeError, SessionStoreUnavailableError } from '../errors.js';
 import { kSessionState, type RequestSessionState, type SessionManager } from '../session/session-manager.js';
 import { errorBody } from './error-replies.js';
 
@@ -30,6 +30,10 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
       done(null, payload);
       return;
     }
+    if (state.storeFailed) {
+      done(null, payload);
+      return;
+    }
     const session = state.session;
     if (state.opening === null && (afterResponse || session === null || state.destroyed || !sessionManager.mayPersist(session))) {
       // Nothing to write (a route that only read): the cookie, if any, and no promise.
@@ -39,6 +43,14 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
       return;
     }
     finish(request, reply, payload, state).then((sent) => done(null, sent), done);
+  });
+
+  // A controller's Redis failure (say, update() timing out) is the reply: the persist must not
+  // wait on the same Redis a second time. Runs only for errors, never on the happy path.
+  app.addHook('onError', (request: FastifyRequest, _reply: FastifyReply, error: Error, done: () => void) => {
+    const state = error instanceof SessionStoreUnavailableError ? sessionManager.stateOf(request) : null;
+    if (state !== null) state.storeFailed = true;
+    done();
   });
 
   /** Persists what the request's session changed and sets the cookie; the payload to send. */
@@ -67,7 +79,7 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
     const late = new Set<Promise<void>>();
     app.addHook('onResponse', async (request: FastifyRequest) => {
       const state = sessionManager.stateOf(request);
-      if (state?.session == null || state.destroyed) return;
+      if (state?.session == null || state.destroyed || state.storeFailed) return;
       const writing = sessionManager.persist(state.session).catch((error: unknown) => {
         request.log.error({ err: error }, 'session persist after the response failed (persist = after_response)');
       });

@@ -34,6 +34,11 @@ export interface RequestSessionState {
   /** The Set-Cookie the reply must carry: the session's cookie, its removal, or none. */
   cookie: 'set' | 'clear' | null;
   destroyed: boolean;
+  /**
+   * Redis already failed this request (its reply is the 503): nothing is persisted after that,
+   * since nothing is retried after a timeout, and no cookie names a session that was not stored.
+   */
+  storeFailed: boolean;
 }
 
 export interface SessionManagerDeps {
@@ -357,7 +362,7 @@ export class SessionManager {
     const slot = this.#slot(request);
     if (slot === undefined) throw new SessionPluginMissingError();
     if (slot !== null) return slot;
-    const state: RequestSessionState = { session: null, opening: null, cookie: null, destroyed: false };
+    const state: RequestSessionState = { session: null, opening: null, cookie: null, destroyed: false, storeFailed: false };
     (request as unknown as Record<symbol, RequestSessionState>)[kSessionState] = state;
     return state;
   }

@@ -78,6 +78,13 @@ test('Redis killed: /health 200, /ready 503, session routes 503 within the bound
   assert.ok(replies.ms < BOUND_MS, `503s took ${Math.round(replies.ms)} ms, bound ${BOUND_MS} ms`);
   replies.value.forEach((reply, i) => assertUnavailable(reply, `request ${i}`));
   assert.equal(replies.value[3]!.setCookies.length, 0, 'no cookie for a session that was never stored');
+  // A new visitor's update() fails first: that failure is the reply, and the persist is not tried
+  // after it (it would wait on the down Redis a second time).
+  const failedBefore = await failures(alice);
+  const basket = await new Client(app.url).post('/api/basket/items', { sku: 'tea', qty: 1 });
+  assertUnavailable(basket, "a new visitor's basket add");
+  assert.equal(basket.setCookies.length, 0);
+  assert.equal(await failures(alice), failedBefore + 1, "one failed write counted, the update's: no persist was tried after it");
 
   await server.restart();
   // The throwaway Redis kept nothing: Alice's old cookie names no session, so she gets a new one.
