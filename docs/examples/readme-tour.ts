@@ -12,7 +12,7 @@ class GreetingController {
   constructor(private readonly sessions: SessionManager) {}
 
   async greet(request: FastifyRequest) {
-    const session = await this.sessions.start(request);        // Redis is touched only now; sets the cookie
+    const session = await this.sessions.start(request);        // the cookie's session (one round trip), or a new one
     const visits = await session.data.update('visits', (n = 0) => n + 1);  // atomic, applied at once
     session.data.put('name', 'Ada');                           // persisted after the controller returns,
     return { hello: session.data.get('name'), visits };        // before the reply is sent

@@ -7,7 +7,7 @@ export class GreetingController {
 
   /** GET /hello: greets the visitor and counts their visits. */
   async hello(request: FastifyRequest) {
-    const session = await this.sessions.start(request); // the first Redis command of this request
+    const session = await this.sessions.start(request); // loads the cookie's session, or makes a new one (no Redis yet)
     const visits = await session.data.update('visits', (n = 0) => n + 1); // atomic, stored at once
     return { hello: session.data.get('name') ?? 'stranger', visits };
   }

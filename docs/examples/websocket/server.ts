@@ -16,7 +16,7 @@ app.put<{ Body: { name: string } }>('/name', async (request) => {
   return { name: request.body.name };
 });
 
-// Reach a user's sockets wherever they are connected.
+// Reach a user's sockets wherever they are connected. An admin route: put your own authorization in front of it.
 app.post<{ Params: { user: string } }>('/admin/users/:user/kick', async (request) => {
   const registry = keepsake.container.cradle.connectionRegistry;
   await registry.sendToUser(request.params.user, { type: 'notice', text: 'You are being signed out' });
