@@ -26,11 +26,8 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
   // costs one property read (no promise, no closure).
   app.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: Error | null, payload?: unknown) => void) => {
     const state = sessionManager.stateOf(request);
-    if (state === null) {
-      done(null, payload);
-      return;
-    }
-    if (state.storeFailed) {
+    // No session started, or Redis already failed this request (onError below): nothing to do.
+    if (state === null || state.storeFailed) {
       done(null, payload);
       return;
     }
