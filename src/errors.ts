@@ -34,10 +34,19 @@ export class SessionStoreUnavailableError extends KeepsakeError {
   }
 }
 
-/** An `update()` kept losing its compare-and-set race until the request's time budget ran out. */
+/**
+ * An `update()` kept losing its compare-and-set race until the request's time budget ran out, or
+ * (`queued`) the budget ran out while it waited behind other updates of the key: nothing written.
+ */
 export class SessionConflictError extends KeepsakeError {
-  constructor(key: string, attempts: number) {
-    super('ERR_SESSION_CONFLICT', 409, `session key '${key}' kept changing under update(); gave up after ${attempts} attempts`);
+  constructor(key: string, attempts: number, { queued = false }: { queued?: boolean } = {}) {
+    super(
+      'ERR_SESSION_CONFLICT',
+      409,
+      queued
+        ? `session key '${key}' is busy: update() waited behind other updates of it for session.update_timeout_ms and was not sent`
+        : `session key '${key}' kept changing under update(); gave up after ${attempts} attempts`,
+    );
   }
 }
 

@@ -87,6 +87,13 @@ export const sessionSchema = z
     redis_connection_pool: defaulted(text, 'default'),
     /** Time an update() may spend retrying against writes of other nodes before it answers 409. */
     update_timeout_ms: defaulted(int(10, 60000), 5000),
+    /**
+     * Seconds Redis keeps a session that holds nothing yet (no data, flash or user): a cookie-less
+     * request that starts a session and writes nothing. Its first write of data gives it
+     * cookie_lifespan. 0 = cookie_lifespan. The cookie's Max-Age is cookie_lifespan either way.
+     * @default 600
+     */
+    empty_session_lifespan: defaulted(int(0, 400 * 86400), 600),
   })
   .superRefine((session, ctx) => {
     if (session.secrets.length === 0) ctx.addIssue({ code: 'custom', path: ['secrets'], message: 'expected at least one secret' });

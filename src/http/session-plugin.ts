@@ -6,7 +6,8 @@
  * leaves (`persist = before_response`), so the client's next request reads its own writes. A
  * persist that fails turns the reply into a 503: never a 2xx for data that was not stored.
  * With `persist = after_response` the write happens in `onResponse` (a failure is logged and
- * counted; the client already has its reply).
+ * counted; the client already has its reply), except that a new session is created (metadata
+ * only) before the reply, so its cookie never names a session the store does not know.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -32,7 +33,10 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
       return;
     }
     const session = state.session;
-    if (state.opening === null && (afterResponse || session === null || state.destroyed || !sessionManager.mayPersist(session))) {
+    // after_response still creates a new session before its cookie leaves (metadata only): a
+    // quick next request must find it, not start another one.
+    const mustCreate = afterResponse && session !== null && session.fresh && !state.destroyed;
+    if (state.opening === null && !mustCreate && (afterResponse || session === null || state.destroyed || !sessionManager.mayPersist(session))) {
       // Nothing to write (a route that only read): the cookie, if any, and no promise.
       const cookie = sessionManager.outgoingCookie(state);
       if (cookie !== undefined) reply.header('set-cookie', cookie);
@@ -53,9 +57,10 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
   /** Persists what the request's session changed and sets the cookie; the payload to send. */
   async function finish(request: FastifyRequest, reply: FastifyReply, payload: unknown, state: RequestSessionState): Promise<unknown> {
     if (state.opening !== null) await state.opening.catch(() => undefined);
-    if (!afterResponse && state.session !== null && !state.destroyed) {
+    if (state.session !== null && !state.destroyed) {
       try {
-        await sessionManager.persist(state.session);
+        if (!afterResponse) await sessionManager.persist(state.session);
+        else await sessionManager.create(state.session);
       } catch (error) {
         const failure = error instanceof KeepsakeError ? error : new InternalError({ cause: error });
         request.log.error({ err: error }, 'session persist failed; the reply becomes an error');

@@ -14,10 +14,13 @@ import { SessionFlash } from './session-flash.js';
 import { silentObserver, type SessionObserver } from './session-observer.js';
 import { Session, type SessionMeta } from './session.js';
 import { FIELD } from '../redis/redis-functions.js';
-import type { SessionStore, StoredSession } from './session-store.js';
+import { COOKIE_SENT_FIELD, type SessionStore, type StoredSession } from './session-store.js';
 import type { SessionUpdater } from './session-updater.js';
 import { UserIndex } from './user-index.js';
 import type { ValueCodec } from './value-codec.js';
+
+/** The cookie is re-sent once this fraction (1/n) of cookie_lifespan has passed since it was last sent. */
+const COOKIE_RESEND_FRACTION = 10;
 
 /** The per-request slot the keepsake plugin decorates every request with. */
 export const kSessionState = Symbol.for('keepsake.sessionState');
@@ -76,9 +79,12 @@ export class SessionManager {
   readonly #observer: SessionObserver;
   readonly #users: UserIndex;
   readonly #logger: KeepsakeLogger;
+  /** TTL of a session that holds nothing yet (ms; 0 = cookie_lifespan). */
+  readonly #emptyLifespanMs: number;
 
   constructor(deps: SessionManagerDeps) {
     this.#config = deps.config;
+    this.#emptyLifespanMs = deps.config.session.empty_session_lifespan * 1000;
     this.#store = deps.sessionStore;
     this.#cookies = deps.cookieCodec;
     this.#codec = deps.valueCodec;
@@ -137,7 +143,7 @@ export class SessionManager {
    * encoding anything); true when it may have something to write.
    */
   mayPersist(session: Session): boolean {
-    return session.fresh || session.userChanged || session.flashes.changed || session.data.mayHaveChanged;
+    return session.fresh || session.userChanged || session.flashes.changed || session.data.mayHaveChanged || session.cookieSentChanged;
   }
 
   /** Writes `session`'s changes (creating it in the store if it is new). */
@@ -146,15 +152,21 @@ export class SessionManager {
     const empty = !changes.cleared && changes.sets.size === 0 && changes.deletes.length === 0;
     const user = session.userChanged ? session.meta.userId : undefined;
     const flashes = session.flashes.changed ? session.flashes.changes() : undefined;
-    if (empty && !session.fresh && user === undefined && flashes === undefined) return; // unchanged: the load refreshed the TTL
+    const cookieSentAt = session.cookieSentChanged ? session.meta.cookieSentAt : undefined;
+    if (empty && !session.fresh && user === undefined && flashes === undefined && cookieSentAt === undefined) return; // unchanged: the load refreshed the TTL
+    // A session created holding nothing (no data, flash or user) lives empty_session_lifespan;
+    // its first write of data gives it the full lifespan.
+    const holdsSomething = changes.sets.size > 0 || (flashes?.sets.size ?? 0) > 0 || session.meta.userId !== null;
+    const shortLived = (session.fresh || session.shortLived) && !holdsSomething && this.#emptyLifespanMs > 0;
     const fields = new Map<string, Buffer | string>();
     const deleteFields: string[] = [];
+    if (cookieSentAt !== undefined) fields.set(COOKIE_SENT_FIELD, String(cookieSentAt));
     if (typeof user === 'string') fields.set(FIELD.user, user);
     if (user === null) deleteFields.push(FIELD.user);
     for (const [key, bytes] of flashes?.sets ?? []) fields.set(FIELD.flash + key, bytes);
     for (const key of flashes?.deletes ?? []) deleteFields.push(FIELD.flash + key);
     const began = performance.now();
-    const refreshTtl = this.#store.ttlStale(session.ttlRefreshedAt);
+    const refreshTtl = (session.shortLived && holdsSomething) || this.#store.ttlStale(session.ttlRefreshedAt);
     try {
       await this.#store.write(session.id, {
         create: session.fresh ? { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag } : undefined,
@@ -163,16 +175,45 @@ export class SessionManager {
         fields: fields.size > 0 ? fields : undefined,
         deleteFields: deleteFields.length > 0 ? deleteFields : undefined,
         refreshTtl,
+        lifespanMs: shortLived ? this.#emptyLifespanMs : undefined,
       });
     } catch (error) {
       this.#observer.persistFailed(error);
       throw error;
     }
-    if (refreshTtl) session.markTtlRefreshed();
+    if (refreshTtl || session.fresh) session.markTtlRefreshed();
+    if (session.fresh || holdsSomething) session.markShortLived(shortLived);
+    if (cookieSentAt !== undefined) session.cookieSentStored();
     session.markStored();
     session.data.commit(changes);
     session.userStored();
     if (flashes !== undefined) session.flashes.commit(flashes);
+    this.#observer.persisted(performance.now() - began);
+  }
+
+  /**
+   * @internal Creates a new session in the store with its metadata only (no data yet), so the
+   * cookie about to leave names a session the store knows (`persist = after_response`: the data
+   * follows after the reply). Lives empty_session_lifespan until that data arrives.
+   */
+  async create(session: Session): Promise<void> {
+    if (!session.fresh) return;
+    const began = performance.now();
+    const shortLived = this.#emptyLifespanMs > 0 && session.meta.userId === null;
+    try {
+      await this.#store.write(session.id, {
+        create: { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag },
+        createdAt: session.meta.createdAt,
+        changes: { sets: new Map(), deletes: [], cleared: false },
+        lifespanMs: shortLived ? this.#emptyLifespanMs : undefined,
+      });
+    } catch (error) {
+      this.#observer.persistFailed(error);
+      throw error;
+    }
+    session.markTtlRefreshed();
+    session.markShortLived(shortLived);
+    session.markStored();
     this.#observer.persisted(performance.now() - began);
   }
 
@@ -198,6 +239,7 @@ export class SessionManager {
     session.changeId(id);
     if (options.userId !== undefined) session.bindUser(options.userId);
     state.cookie = 'set';
+    if (!session.fresh) session.cookieSent(Date.now());
     try {
       // The index first: a session bound to a user but missing from the index would survive
       // "log out everywhere"; an index entry without its session is only pruned later.
@@ -221,13 +263,17 @@ export class SessionManager {
 
   /**
    * Logout: deletes the session, clears the cookie (Max-Age=0) and closes its sockets on every
-   * node. Works whether or not the request started the session.
+   * node. Works whether or not the request started the session. A `start()` later in the same
+   * request creates and stores a new session, and the reply sets its cookie instead.
    */
   async destroy(request: SessionRequest): Promise<void> {
     const state = this.#state(request);
     const session = state.session ?? (await this.restore(request));
     state.destroyed = true;
     state.cookie = 'clear';
+    // A start() after this (a new login, a goodbye flash) gets a new session, not this one.
+    state.session = null;
+    state.opening = null;
     if (session === null || session.fresh) return;
     const userId = session.meta.userId;
     await Promise.all([this.#store.destroy(session.id), userId !== null ? this.#users.remove(userId, session.id) : undefined]);
@@ -285,7 +331,10 @@ export class SessionManager {
   }
 
   async #openSession(request: SessionRequest, state: RequestSessionState): Promise<Session> {
-    const cookie = this.#cookies.read(request.headers.cookie);
+    // After destroy() the request's cookie names the session just ended: start a new one.
+    const afterDestroy = state.destroyed;
+    const cookie = afterDestroy ? null : this.#cookies.read(request.headers.cookie);
+    state.destroyed = false;
     let session: Session | null = null;
     if (cookie !== null) {
       let stored: StoredSession | null;
@@ -296,11 +345,11 @@ export class SessionManager {
       }
       if (stored !== null) {
         session = this.#materialize(cookie.id, stored, false, true);
-        if (!cookie.signedWithCurrentSecret || this.#cookieAgeing(session)) state.cookie = 'set';
+        this.#keepCookieInStep(session, cookie.signedWithCurrentSecret, state);
       } else {
         this.#logger.debug({}, 'session cookie names no stored session (ended or expired); starting a new one');
       }
-    } else if (request.headers.cookie?.includes(`${this.#cookies.name}=`)) {
+    } else if (!afterDestroy && request.headers.cookie?.includes(`${this.#cookies.name}=`)) {
       this.#logger.debug({}, 'session cookie rejected (malformed, oversized, tampered or signed with an unknown secret); starting a new one');
     }
     if (session === null) {
@@ -353,9 +402,20 @@ export class SessionManager {
     return absolute > 0 ? (session.meta.createdAt + absolute * 1000 - Date.now()) / 1000 : undefined;
   }
 
-  /** Re-send the cookie once past half its lifespan, so Max-Age keeps pace with the rolling TTL. */
-  #cookieAgeing(session: Session): boolean {
-    return Date.now() - session.meta.createdAt > (this.#config.session.cookie_lifespan * 1000) / 2;
+  /**
+   * Re-sends the cookie when a tenth of its lifespan has passed since it was last sent, so its
+   * Max-Age follows activity as the Redis TTL does (the cookie expires at most a tenth of the
+   * lifespan before the key). When it was sent is kept in metadata (one field written per
+   * re-send, no data); a large session read from this node's copy does not know it, so its cookie
+   * is re-sent with every reply, without a write.
+   */
+  #keepCookieInStep(session: Session, signedWithCurrentSecret: boolean, state: RequestSessionState): void {
+    const sentAt = session.meta.cookieSentAt;
+    const now = Date.now();
+    const due = sentAt === undefined || now - sentAt > (this.#config.session.cookie_lifespan * 1000) / COOKIE_RESEND_FRACTION;
+    if (!due && signedWithCurrentSecret) return;
+    state.cookie = 'set';
+    if (sentAt !== undefined) session.cookieSent(now);
   }
 
   #state(request: SessionRequest): RequestSessionState {

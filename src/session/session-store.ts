@@ -49,6 +49,12 @@ export interface WriteRequest {
    * @default true
    */
   readonly refreshTtl?: boolean;
+
+  /**
+   * The TTL to give instead of cookie_lifespan (ms), when shorter: an empty session's
+   * `empty_session_lifespan`. Always sent.
+   */
+  readonly lifespanMs?: number | undefined;
 }
 
 export type WriteOutcome = { readonly ok: true } | { readonly ok: false; readonly current: Buffer | undefined };
@@ -71,6 +77,12 @@ export function decodeNotice(text: string): SessionNotice | null {
   if (kind === 'r' && to !== undefined) return { kind: 'renamed', id, to };
   return null;
 }
+
+/**
+ * Metadata field: when the cookie was last sent (ms), so its Max-Age can be kept in step with the
+ * TTL. Absent until the cookie is first re-sent (then m:c stands for it).
+ */
+export const COOKIE_SENT_FIELD = 'm:k';
 
 type FcallBuffer = (name: string, numkeys: number, ...args: (string | Buffer | number)[]) => Promise<unknown>;
 
@@ -205,7 +217,8 @@ export class SessionStore {
     const firstDelete = args.length;
     for (const key of changes.deletes) args.push(FIELD.data + key);
     if (request.deleteFields) for (const field of request.deleteFields) args.push(field);
-    const ttlMs = this.ttlMs(request.createdAt ?? create?.createdAt);
+    const lifespanMs = this.ttlMs(request.createdAt ?? create?.createdAt);
+    const ttlMs = request.lifespanMs !== undefined && request.lifespanMs < Number(lifespanMs) ? String(Math.max(1, request.lifespanMs)) : lifespanMs;
     args[0] = writeHeader({
       maxBytes: this.#maxBytes,
       ttlMs: create || request.refreshTtl !== false || ttlMs !== this.#ttlMs ? ttlMs : undefined,
@@ -292,6 +305,7 @@ function parseHash(hash: Buffer[]): StoredSession | null {
   let created: Buffer | null = null;
   let anon: Buffer | null = null;
   let user: Buffer | null = null;
+  let cookieSent: Buffer | null = null;
   for (let i = 0; i < hash.length; i += 2) {
     const field = hash[i]!.toString();
     const value = hash[i + 1]!;
@@ -300,9 +314,10 @@ function parseHash(hash: Buffer[]): StoredSession | null {
     else if (field === FIELD.created) created = value;
     else if (field === FIELD.anon) anon = value;
     else if (field === FIELD.user) user = value;
+    else if (field === COOKIE_SENT_FIELD) cookieSent = value;
   }
   if (created === null) return null; // no metadata: not a session keepsake created
-  return { data, flash, meta: meta(created, anon, user) };
+  return { data, flash, meta: { ...meta(created, anon, user), cookieSentAt: Number((cookieSent ?? created).toString()) } };
 }
 
 function dataBytes(stored: StoredSession): number {

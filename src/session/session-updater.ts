@@ -6,8 +6,13 @@
  * wait for each other in a queue and hand the bytes they wrote to the next one, so retries only
  * happen against writes of other nodes; those re-run `fn` on the fresh value until the budget
  * (`session.update_timeout_ms`) runs out, then answer 409 with nothing written.
+ *
+ * The budget starts when `update()` is called, not when the update leaves the queue: otherwise
+ * the k-th queued update would wait k round trips (k command timeouts while Redis stalls). One
+ * whose budget runs out while it waits is answered at once and never sent: 503 when Redis failed
+ * an update ahead of it meanwhile (Redis is the reason), else 409.
  */
-import { SessionConflictError } from '../errors.js';
+import { SessionConflictError, SessionStoreUnavailableError } from '../errors.js';
 import { silentObserver, type SessionObserver } from './session-observer.js';
 import type { Session } from './session.js';
 import type { SessionStore } from './session-store.js';
@@ -18,6 +23,8 @@ interface Chain {
   waiting: number;
   /** Bytes the last update in this chain saw in the store (null: absent). */
   latest: Buffer | null | undefined;
+  /** How many updates of this chain Redis failed (unreachable or timed out). */
+  storeFailures: number;
 }
 
 const NO_CHANGES = { sets: new Map<string, Buffer>(), deletes: [], cleared: false } as const;
@@ -41,24 +48,55 @@ export class SessionUpdater {
 
   /** Applies `fn` to `key` of `session` in the store; returns the value stored. */
   update(session: Session, key: string, fn: (current: unknown) => unknown): Promise<unknown> {
+    const deadline = Date.now() + this.#budgetMs;
     const chainKey = `${session.id}\u0000${key}`;
     let chain = this.#chains.get(chainKey);
     if (chain === undefined) {
-      chain = { tail: Promise.resolve(), waiting: 0, latest: undefined };
+      chain = { tail: Promise.resolve(), waiting: 0, latest: undefined, storeFailures: 0 };
       this.#chains.set(chainKey, chain);
     }
     const own = chain;
     own.waiting++;
-    const result = own.tail.then(() => this.#apply(session, key, fn, own));
-    own.tail = result.catch(() => undefined);
+    const ahead = own.tail;
+    const failuresBefore = own.storeFailures;
+    // Alone in the queue (the common case): no timer needed.
+    const turn = own.waiting === 1 ? ahead : this.#queued(ahead, deadline, key, own, failuresBefore);
+    const result = turn.then(() => this.#run(session, key, fn, own, deadline));
+    // The next update waits for this one and for the one ahead (this one may give up earlier).
+    own.tail = Promise.all([ahead, result.catch(() => undefined)]);
     void own.tail.then(() => {
       if (--own.waiting === 0 && this.#chains.get(chainKey) === own) this.#chains.delete(chainKey);
     });
     return result;
   }
 
-  async #apply(session: Session, key: string, fn: (current: unknown) => unknown, chain: Chain): Promise<unknown> {
-    const deadline = Date.now() + this.#budgetMs;
+  /** Waits for the updates ahead, at most until `deadline`; then answers without being sent. */
+  #queued(ahead: Promise<unknown>, deadline: number, key: string, chain: Chain, failuresBefore: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          chain.storeFailures > failuresBefore
+            ? new SessionStoreUnavailableError(`session store did not answer the updates of '${key}' queued ahead within session.update_timeout_ms = ${this.#budgetMs}; this update was not sent`)
+            : new SessionConflictError(key, 0, { queued: true }),
+        );
+      }, Math.max(0, deadline - Date.now()));
+      void ahead.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  async #run(session: Session, key: string, fn: (current: unknown) => unknown, chain: Chain, deadline: number): Promise<unknown> {
+    try {
+      return await this.#apply(session, key, fn, chain, deadline);
+    } catch (error) {
+      if (error instanceof SessionStoreUnavailableError) chain.storeFailures++;
+      throw error;
+    }
+  }
+
+  async #apply(session: Session, key: string, fn: (current: unknown) => unknown, chain: Chain, deadline: number): Promise<unknown> {
     let expected = chain.latest !== undefined ? chain.latest ?? undefined : session.data.storedBytes(key);
     // Bytes from the load or an earlier update may be stale. A write proves them by its
     // compare-and-set; an answer without a write (fn threw, or changed nothing) reads them
@@ -94,7 +132,8 @@ export class SessionUpdater {
         if (stored !== undefined || expected === undefined) session.data.applyUpdate(key, expected, stored);
         return stored === undefined ? undefined : session.data.get(key as never) ?? stored;
       }
-      const refreshTtl = this.#store.ttlStale(session.ttlRefreshedAt);
+      // A session stored empty with the short empty_session_lifespan gets the full one with its first data.
+      const refreshTtl = session.shortLived || this.#store.ttlStale(session.ttlRefreshedAt);
       const began = performance.now();
       let outcome: Awaited<ReturnType<SessionStore['write']>>;
       try {
@@ -113,6 +152,7 @@ export class SessionUpdater {
         this.#observer.persisted(performance.now() - began);
         if (refreshTtl) session.markTtlRefreshed();
         session.markStored();
+        session.markShortLived(false);
         chain.latest = bytes ?? null;
         const stored = bytes === undefined ? undefined : this.#codec.decode(bytes);
         session.data.applyUpdate(key, bytes, stored);

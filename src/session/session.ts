@@ -12,6 +12,11 @@ export interface SessionMeta {
   readonly anonTag: string;
   /** The user bound by login, or null. */
   userId: string | null;
+  /**
+   * When the cookie was last sent (ms since epoch): its Max-Age counts from here. Undefined when
+   * the load did not read it (a large session served from this node's copy).
+   */
+  cookieSentAt?: number | undefined;
 }
 
 /**
@@ -109,6 +114,39 @@ export class Session {
   /** @internal The load, a write or a rename refreshed the TTL just now. */
   markTtlRefreshed(): void {
     this.#ttlRefreshedAt = Date.now();
+  }
+
+  #cookieSentChanged = false;
+
+  /** @internal True when the time the cookie was last sent must be written. */
+  get cookieSentChanged(): boolean {
+    return this.#cookieSentChanged;
+  }
+
+  /** @internal The reply re-sends the cookie now; the next persist records when. */
+  cookieSent(at: number): void {
+    this.meta.cookieSentAt = at;
+    this.#cookieSentChanged = true;
+  }
+
+  /** @internal */
+  cookieSentStored(): void {
+    this.#cookieSentChanged = false;
+  }
+
+  #shortLived = false;
+
+  /**
+   * @internal The store holds this session with nothing in it and the short TTL of
+   * `empty_session_lifespan`: its first write of data must give it the full lifespan.
+   */
+  get shortLived(): boolean {
+    return this.#shortLived;
+  }
+
+  /** @internal */
+  markShortLived(shortLived: boolean): void {
+    this.#shortLived = shortLived;
   }
 
   /** @internal The store no longer has it: the next persist creates it again. */

@@ -3,9 +3,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { buildApp } from '../../app/build-app.js';
-import { parseConfigText, type KeepsakeConfig, type KeepsakeConfigInput } from '../../src/index.js';
+import { createKeepsake, parseConfigText, type KeepsakeConfig, type KeepsakeConfigInput, type SessionManager } from '../../src/index.js';
 import { readFileSync } from 'node:fs';
 
 export interface TestApp {
@@ -40,4 +40,28 @@ export async function startAppWith(config: KeepsakeConfig): Promise<TestApp> {
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
   return { app, config, url: `http://127.0.0.1:${port}`, prefix: config.session.key_prefix, close: () => app.close() };
+}
+
+/**
+ * A bare fastify app with keepsake's plugin and the routes a test declares (`routes`), listening
+ * on a free port; closed (app, then keepsake) after the test. `beforePlugin` adds hooks that must
+ * run before keepsake's.
+ */
+export async function startKeepsakeApp(
+  t: { after(fn: () => Promise<void>): void },
+  config: KeepsakeConfig,
+  routes: (app: FastifyInstance, sessions: SessionManager) => void,
+  beforePlugin: (app: FastifyInstance) => void = () => undefined,
+): Promise<{ url: string; prefix: string }> {
+  const keepsake = await createKeepsake(config);
+  const app = Fastify();
+  beforePlugin(app);
+  await app.register(keepsake.plugin);
+  routes(app, keepsake.sessionManager);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  t.after(async () => {
+    await app.close();
+    await keepsake.close();
+  });
+  return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, prefix: config.session.key_prefix };
 }
