@@ -62,6 +62,8 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
         if (!afterResponse) await sessionManager.persist(state.session);
         else await sessionManager.create(state.session);
       } catch (error) {
+        // after_response: a session whose creation failed gets no late write either (no cookie names it).
+        state.storeFailed = true;
         const failure = error instanceof KeepsakeError ? error : new InternalError({ cause: error });
         request.log.error({ err: error }, 'session persist failed; the reply becomes an error');
         reply.code(failure.statusCode).header('content-type', 'application/json; charset=utf-8');
