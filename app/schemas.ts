@@ -19,3 +19,5 @@ export const loginSchema = z.object({
 });
 
 export const skuParamsSchema = z.object({ sku: z.string().min(1).max(32) });
+
+export const handleParamsSchema = z.object({ handle: z.string().min(1).max(64) });

@@ -8,6 +8,8 @@ import type { KeepsakeConfig } from '../config/schema.js';
 import { SessionPluginMissingError } from '../errors.js';
 import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import type { CookieCodec } from './cookie-codec.js';
+import { DEVICE_FIELD, lastSeenStale, loginDeviceFields } from './device-info.js';
+import { deviceView, Devices, type Device } from './devices.js';
 import { newAnonymousTag, newSessionId } from './session-id.js';
 import { SessionData } from './session-data.js';
 import { SessionFlash } from './session-flash.js';
@@ -24,7 +26,9 @@ export const kSessionState = Symbol.for('keepsake.sessionState');
 
 /** What the manager needs of a request: its headers and the plugin's slot. */
 export interface SessionRequest {
-  readonly headers: { readonly cookie?: string | undefined };
+  readonly headers: { readonly cookie?: string | undefined; readonly 'user-agent'?: string | undefined };
+  /** The client IP (fastify's request.ip), recorded with the device at login. */
+  readonly ip?: string | undefined;
 }
 
 /** @internal What a request did with its session. */
@@ -52,6 +56,8 @@ export interface SessionManagerDeps {
   userIndex?: UserIndex;
   /** Where corrupt stored bytes and rejected cookies are reported. @default consoleLogger */
   logger?: KeepsakeLogger;
+  /** A user's devices (listing, presence, the `devices` push). @default one over sessionStore and userIndex */
+  devices?: Devices;
 }
 
 /**
@@ -76,6 +82,7 @@ export class SessionManager {
   readonly #observer: SessionObserver;
   readonly #users: UserIndex;
   readonly #logger: KeepsakeLogger;
+  readonly #devices: Devices;
 
   constructor(deps: SessionManagerDeps) {
     this.#config = deps.config;
@@ -86,6 +93,7 @@ export class SessionManager {
     this.#observer = deps.sessionObserver ?? silentObserver;
     this.#users = deps.userIndex ?? new UserIndex({ config: deps.config, sessionStore: deps.sessionStore });
     this.#logger = deps.logger ?? consoleLogger;
+    this.#devices = deps.devices ?? new Devices({ config: deps.config, sessionStore: deps.sessionStore, userIndex: this.#users });
   }
 
   /**
@@ -137,7 +145,7 @@ export class SessionManager {
    * encoding anything); true when it may have something to write.
    */
   mayPersist(session: Session): boolean {
-    return session.fresh || session.userChanged || session.flashes.changed || session.data.mayHaveChanged;
+    return session.fresh || session.userChanged || session.flashes.changed || session.data.mayHaveChanged || session.deviceFields.size > 0;
   }
 
   /** Writes `session`'s changes (creating it in the store if it is new). */
@@ -146,8 +154,9 @@ export class SessionManager {
     const empty = !changes.cleared && changes.sets.size === 0 && changes.deletes.length === 0;
     const user = session.userChanged ? session.meta.userId : undefined;
     const flashes = session.flashes.changed ? session.flashes.changes() : undefined;
-    if (empty && !session.fresh && user === undefined && flashes === undefined) return; // unchanged: the load refreshed the TTL
-    const fields = new Map<string, Buffer | string>();
+    const device = session.deviceFields;
+    if (empty && !session.fresh && user === undefined && flashes === undefined && device.size === 0) return; // unchanged: the load refreshed the TTL
+    const fields = new Map<string, Buffer | string>(device);
     const deleteFields: string[] = [];
     if (typeof user === 'string') fields.set(FIELD.user, user);
     if (user === null) deleteFields.push(FIELD.user);
@@ -172,6 +181,7 @@ export class SessionManager {
     session.markStored();
     session.data.commit(changes);
     session.userStored();
+    session.deviceFieldsStored();
     if (flashes !== undefined) session.flashes.commit(flashes);
     this.#observer.persisted(performance.now() - began);
   }
@@ -196,7 +206,10 @@ export class SessionManager {
       else session.markFresh();
     }
     session.changeId(id);
-    if (options.userId !== undefined) session.bindUser(options.userId);
+    if (options.userId !== undefined) {
+      session.bindUser(options.userId);
+      session.setDeviceFields(loginDeviceFields(request)); // written by the login's own persist below
+    }
     state.cookie = 'set';
     try {
       // The index first: a session bound to a user but missing from the index would survive
@@ -207,6 +220,7 @@ export class SessionManager {
         userId !== null ? this.#users.add(userId, id, session.meta.createdAt) : undefined,
       ]);
       await this.persist(session);
+      this.#devicesChanged(previous.userId, userId);
     } finally {
       // Even if the writes failed: the key did move, and the sockets must follow it. If Redis
       // cannot be told, the login stands: the expiry sweep closes sockets left on the old id.
@@ -231,6 +245,7 @@ export class SessionManager {
     if (session === null || session.fresh) return;
     const userId = session.meta.userId;
     await Promise.all([this.#store.destroy(session.id), userId !== null ? this.#users.remove(userId, session.id) : undefined]);
+    this.#devicesChanged(userId);
   }
 
   /**
@@ -244,6 +259,7 @@ export class SessionManager {
     const ids = await this.#users.members(userId);
     const ended = await Promise.all(ids.map((id) => this.#store.destroy(id)));
     await this.#users.remove(userId, ...ids);
+    this.#devicesChanged(userId);
     return ended.filter(Boolean).length;
   }
 
@@ -256,7 +272,54 @@ export class SessionManager {
     if (stored === null) return false;
     const userId = stored.meta.userId;
     const [existed] = await Promise.all([this.#store.destroy(id), userId !== null ? this.#users.remove(userId, id) : undefined]);
+    this.#devicesChanged(userId);
     return existed;
+  }
+
+  /**
+   * The devices `userId` is logged in with: one per session, with device metadata and presence,
+   * newest lastSeenAt first. Two round trips whatever their number.
+   * @param currentId the asking session's id: its device has `current: true`.
+   * @example const devices = await sessions.listDevices(session.meta.userId!, session.id);
+   */
+  async listDevices(userId: string, currentId?: string): Promise<Device[]> {
+    return (await this.#devices.records(userId)).map((record) => deviceView(record, currentId));
+  }
+
+  /**
+   * Ends `userId`'s session whose device has `handle`, as a logout does (cookie dead, data gone,
+   * its sockets on every node closed with 4401). False when no session of this user has that
+   * handle (another user's handle included).
+   * @example if (!(await sessions.revokeDevice('alice', handle))) reply.code(404);
+   */
+  async revokeDevice(userId: string, handle: string): Promise<boolean> {
+    const record = (await this.#devices.records(userId)).find((candidate) => candidate.handle === handle);
+    if (record === undefined) return false;
+    await this.#endSessions(userId, [record.id]);
+    return true;
+  }
+
+  /**
+   * Ends every session of `userId` but `keepId` (the current one), as logouts.
+   * @returns how many ended.
+   * @example await sessions.revokeOtherDevices(session.meta.userId!, session.id);
+   */
+  async revokeOtherDevices(userId: string, keepId: string): Promise<number> {
+    const ids = (await this.#users.members(userId)).filter((id) => id !== keepId);
+    return this.#endSessions(userId, ids);
+  }
+
+  async #endSessions(userId: string, ids: string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const ended = await Promise.all(ids.map((id) => this.#store.destroy(id)));
+    await this.#users.remove(userId, ...ids);
+    this.#devicesChanged(userId);
+    return ended.filter(Boolean).length;
+  }
+
+  /** Every node pushes the new device list to these users' sockets (not waited for). */
+  #devicesChanged(...userIds: (string | null)[]): void {
+    for (const userId of new Set(userIds)) if (userId !== null) this.#devices.announceLater(userId);
   }
 
   /** The ids of the sessions `userId` is logged in with now (ids of ended sessions are pruned). */
@@ -296,6 +359,8 @@ export class SessionManager {
       }
       if (stored !== null) {
         session = this.#materialize(cookie.id, stored, false, true);
+        // A logged-in device's "last seen": one extra write a minute at most, none within it.
+        if (session.authenticated && lastSeenStale(stored.meta.lastSeenAt)) session.setDeviceFields(new Map([[DEVICE_FIELD.lastSeen, String(Date.now())]]));
         if (!cookie.signedWithCurrentSecret || this.#cookieAgeing(session)) state.cookie = 'set';
       } else {
         this.#logger.debug({}, 'session cookie names no stored session (ended or expired); starting a new one');

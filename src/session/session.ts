@@ -12,6 +12,8 @@ export interface SessionMeta {
   readonly anonTag: string;
   /** The user bound by login, or null. */
   userId: string | null;
+  /** Device "last seen" (`m:ls`, ms), when the load read it (see device-info.ts). */
+  lastSeenAt?: number | undefined;
 }
 
 /**
@@ -114,6 +116,23 @@ export class Session {
   /** @internal The store no longer has it: the next persist creates it again. */
   markFresh(): void {
     this.#fresh = true;
+  }
+
+  readonly #deviceFields = new Map<string, string>();
+
+  /** @internal Device metadata (`m:` fields, device-info.ts) the next persist writes. */
+  get deviceFields(): ReadonlyMap<string, string> {
+    return this.#deviceFields;
+  }
+
+  /** @internal Records device metadata for the next persist. */
+  setDeviceFields(fields: ReadonlyMap<string, string>): void {
+    for (const [field, value] of fields) this.#deviceFields.set(field, value);
+  }
+
+  /** @internal */
+  deviceFieldsStored(): void {
+    this.#deviceFields.clear();
   }
 
   /** @internal A regenerated session carries its data under a new id. */
