@@ -10,7 +10,9 @@
  * - `{key_prefix}presence:<userId>`: a hash, field `<sessionId>|<node>` → that node's open sockets
  *   of that session; refreshed by the node's heartbeat;
  * - `{key_prefix}nodes`: a sorted set, node → the time its heartbeat runs out. A node that died
- *   without closing its sockets stops renewing it: its fields count for nothing once it ran out.
+ *   without closing its sockets stops renewing it: its fields count for nothing once it ran out;
+ * - `{key_prefix}node:<node>`: a set of the users a node holds sockets of, so that the first live
+ *   node to see it dead can tell those users' sockets.
  */
 import type { KeepsakeConfig } from '../config/schema.js';
 import type { RedisPool } from '../redis/redis-pool.js';
@@ -81,6 +83,11 @@ export class Devices {
   /** The Redis key of `userId`'s presence hash. */
   presenceKey(userId: string): string {
     return `${this.#prefix}presence:${userId}`;
+  }
+
+  /** The Redis key of the users `node` holds sockets of. */
+  nodeUsersKey(node: string): string {
+    return `${this.#prefix}node:${node}`;
   }
 
   /** The Redis key of the live app nodes (node → heartbeat deadline). */

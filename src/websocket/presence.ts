@@ -6,7 +6,8 @@
  * destroy), one flush per event-loop turn writes that user's counts (HSET/HDEL + PEXPIRE of
  * `{key_prefix}presence:<user>`, one round trip). A heartbeat every NODE_TTL_MS / 3 renews this
  * node in `{key_prefix}nodes` and re-writes its counts; a node killed without closing its sockets
- * stops renewing, and listings ignore its counts once NODE_TTL_MS passed (docs/devices.md).
+ * stops renewing, and listings ignore its counts once NODE_TTL_MS passed; the first live node's
+ * heartbeat to see it dead tells the users it held sockets of (docs/devices.md).
  * When a session goes online or offline, the user's devices are announced to every node, and each
  * node pushes `{"type":"devices", devices}` to that user's sockets (one listing per node).
  */
@@ -56,6 +57,7 @@ export class Presence {
       .run((client) =>
         Promise.all([
           client.zrem(this.#devices.nodesKey, this.node),
+          client.del(this.#devices.nodeUsersKey(this.node)),
           ...writes.map(([user, counts]) => client.hdel(this.#devices.presenceKey(user), ...[...counts.keys()].map((id) => presenceField(id, this.node)))),
         ]),
       )
@@ -92,11 +94,15 @@ export class Presence {
         }
         if (writes.length === 0) continue;
         this.#startHeartbeat();
+        const holding = writes.filter((write) => write.set.length > 0).map((write) => write.user);
+        const nodeUsers = this.#devices.nodeUsersKey(this.node);
         try {
           await this.#devices.pool.run((client) =>
             Promise.all([
               client.zadd(this.#devices.nodesKey, Date.now() + NODE_TTL_MS, this.node),
               client.pexpire(this.#devices.nodesKey, PRESENCE_TTL_MS),
+              holding.length > 0 ? client.sadd(nodeUsers, ...holding) : undefined,
+              client.pexpire(nodeUsers, PRESENCE_TTL_MS),
               ...writes.flatMap(({ user, set, del }) => {
                 const key = this.#devices.presenceKey(user);
                 return [
@@ -124,7 +130,10 @@ export class Presence {
     this.#heartbeat.unref();
   }
 
-  /** Renews this node and re-writes all its counts (a listing may have pruned them while this node was slow). */
+  /**
+   * Renews this node and re-writes all its counts (a listing may have pruned them while this node
+   * was slow); finds nodes whose heartbeat ran out and tells the users they held sockets of.
+   */
   async #beat(): Promise<void> {
     if (this.#written.size === 0) {
       if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
@@ -132,21 +141,37 @@ export class Presence {
       return;
     }
     const writes = [...this.#written];
+    const nodeUsers = this.#devices.nodeUsersKey(this.node);
+    const now = Date.now();
     try {
-      await this.#devices.pool.run((client) =>
-        Promise.all([
-          client.zadd(this.#devices.nodesKey, Date.now() + NODE_TTL_MS, this.node),
+      const dead = await this.#devices.pool.run((client) => {
+        const replies = Promise.all([
+          client.zrangebyscore(this.#devices.nodesKey, '-inf', `(${now}`),
+          client.zadd(this.#devices.nodesKey, now + NODE_TTL_MS, this.node),
           client.pexpire(this.#devices.nodesKey, PRESENCE_TTL_MS),
-          client.zremrangebyscore(this.#devices.nodesKey, '-inf', `(${Date.now() - NODE_TTL_MS}`),
+          client.sadd(nodeUsers, ...writes.map(([user]) => user)),
+          client.pexpire(nodeUsers, PRESENCE_TTL_MS),
           ...writes.flatMap(([user, counts]) => {
             const key = this.#devices.presenceKey(user);
             return [client.hset(key, ...[...counts].flatMap(([id, count]) => [presenceField(id, this.node), String(count)])), client.pexpire(key, PRESENCE_TTL_MS)];
           }),
-        ]),
-      );
+        ]);
+        return replies.then((all) => all[0] as string[]);
+      });
+      for (const node of dead) if (node !== this.node) await this.#buryNode(node);
     } catch (error) {
       trace('presence: heartbeat failed: %s', (error as Error).message);
     }
+  }
+
+  /** A node's heartbeat ran out (it died without closing its sockets): whoever removes it tells its users. */
+  async #buryNode(node: string): Promise<void> {
+    const key = this.#devices.nodeUsersKey(node);
+    const [removed, users] = await this.#devices.pool.run((client) => Promise.all([client.zrem(this.#devices.nodesKey, node), client.smembers(key)]));
+    if (removed !== 1) return; // another node got there first
+    trace('presence: node %s stopped its heartbeat; telling %d user(s)', node, users.length);
+    for (const user of users) this.#devices.announceLater(user);
+    await this.#devices.pool.run((client) => client.del(key));
   }
 
   /** Pushes `user`'s devices to their sockets on this node (one listing); returns how many got it. */

@@ -233,7 +233,7 @@ describe('presence', () => {
     for (const node of [nodeA, nodeB]) assert.deepEqual(pick(await state(node)), { online: false, sockets: 0 });
   });
 
-  test('the sockets of a node killed with SIGKILL show offline within 30 s', { timeout: 60_000 }, async (t) => {
+  test('the sockets of a node killed with SIGKILL show offline within 30 s, and the user\'s sockets are told', { timeout: 60_000 }, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'keepsake-devices-'));
     const ini = join(dir, 'app.ini');
     writeFileSync(ini, `[session]\nkey_prefix = ${prefix}\n[server]\nws_allowed_origins = *\n[redis_connection_pool.default]\nport = 6379\n`);
@@ -259,13 +259,18 @@ describe('presence', () => {
     const doomed = new Device({ url } as TestApp, UA.firefoxWindows);
     await doomed.login(user);
     const handle = (await doomed.devices()).find((device) => device.current).handle;
+    const viewerSocket = await openWs(nodeA, viewer);
     await openWs(url, doomed);
     await openWs(url, doomed);
     await eventually('the child node\'s sockets online', 5000, async () => (await viewer.devices()).find((device) => device.handle === handle)?.sockets === 2);
+    // Messages before this one (the device still offline before its sockets opened) are taken.
+    await viewerSocket.next((message) => message.type === 'devices' && message.devices.find((device: any) => device.handle === handle)?.online === true, 5000);
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));
     const took = await eventually('offline after the node died', 30_000, async () => (await viewer.devices()).find((device) => device.handle === handle)?.online === false, 250);
     t.diagnostic(`offline ${took} ms after SIGKILL`);
+    // The viewer's socket is told too, by the first live node whose heartbeat finds the dead one.
+    await viewerSocket.next((message) => message.type === 'devices' && message.devices.find((device: any) => device.handle === handle)?.online === false, 15_000);
     // The session itself lives on: the device is still listed, offline.
     assert.equal((await viewer.devices()).length, 2);
   });
