@@ -12,6 +12,7 @@ import type { Redis } from 'ioredis';
 import { startApp, testPrefix, type TestApp } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
 import { dropPrefix, eventually, inspector } from '../support/session-helpers.js';
+import { RedisServer } from '../support/redis-server.js';
 import { WsClient } from '../support/ws-client.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
@@ -273,6 +274,46 @@ describe('presence', () => {
     await viewerSocket.next((message) => message.type === 'devices' && message.devices.find((device: any) => device.handle === handle)?.online === false, 15_000);
     // The session itself lives on: the device is still listed, offline.
     assert.equal((await viewer.devices()).length, 2);
+  });
+});
+
+describe('presence costs', () => {
+  test('a socket costs a few Redis commands to open and close, and none per message', async (t) => {
+    const server = await RedisServer.start();
+    const node = await startApp({ redis_connection_pool: { default: { port: String(server.port) } } });
+    t.after(async () => {
+      await node.close();
+      await server.stop();
+    });
+    const commandsDuring = async (action: () => Promise<unknown>) => {
+      const before = await server.commandStats();
+      await action();
+      await new Promise((resolve) => setTimeout(resolve, 300)); // writes sent without waiting land too
+      const after = await server.commandStats();
+      const delta: Record<string, number> = {};
+      for (const [name, calls] of after) {
+        if (name === 'exists') continue; // the expiry sweep's periodic EXISTS may fall in the window
+        const diff = calls - (before.get(name) ?? 0);
+        if (diff > 0) delta[name] = diff;
+      }
+      return delta;
+    };
+    const client = await new Device(node, UA.chromeLinux).login(newUser());
+    const socket = await WsClient.open(`${node.url}/ws`, { cookie: client.cookieHeader });
+    await socket.nextOfType('hello');
+    await socket.nextOfType('devices'); // it went online: told
+    const messages = await commandsDuring(async () => {
+      for (let i = 0; i < 20; i++) {
+        socket.send({ type: 'whoami' });
+        await socket.nextOfType('whoami');
+      }
+    });
+    assert.deepEqual(messages, {}, 'no Redis command per message');
+    const closing = await commandsDuring(() => socket.close());
+    const total = Object.values(closing).reduce((a, b) => a + b, 0);
+    // HDEL + PEXPIRE of the presence hash, ZADD + PEXPIRE of the nodes, PEXPIRE of the node's users, PUBLISH (offline).
+    assert.ok(total <= 8, `closing a socket sent ${JSON.stringify(closing)}`);
+    assert.equal(closing.hdel, 1);
   });
 });
 
