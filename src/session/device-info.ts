@@ -52,6 +52,25 @@ export function lastSeenStale(lastSeenAt: number | undefined, now = Date.now()):
   return lastSeenAt !== undefined && now - lastSeenAt >= LAST_SEEN_EVERY_MS;
 }
 
+/**
+ * Which sessions this node moved "last seen" for lately: concurrent requests that all read a stale
+ * value (a page's parallel API calls) write it once, not once each. Bounded: oldest entries go.
+ */
+export class LastSeenThrottle {
+  readonly #claimed = new Map<string, number>();
+  constructor(private readonly max = 10_000) {}
+
+  /** True for the first caller per session id and minute on this node. */
+  claim(id: string, now = Date.now()): boolean {
+    const last = this.#claimed.get(id);
+    if (last !== undefined && now - last < LAST_SEEN_EVERY_MS) return false;
+    this.#claimed.delete(id);
+    if (this.#claimed.size >= this.max) this.#claimed.delete(this.#claimed.keys().next().value!);
+    this.#claimed.set(id, now);
+    return true;
+  }
+}
+
 type BrowserAndOs = { readonly browser: string | null; readonly os: string | null };
 
 /** Parsed User-Agents: a listing sees the same few again and again, and a parse costs ~40 µs. */

@@ -8,7 +8,7 @@ import type { KeepsakeConfig } from '../config/schema.js';
 import { SessionPluginMissingError } from '../errors.js';
 import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import type { CookieCodec } from './cookie-codec.js';
-import { DEVICE_FIELD, lastSeenStale, loginDeviceFields } from './device-info.js';
+import { DEVICE_FIELD, LastSeenThrottle, lastSeenStale, loginDeviceFields } from './device-info.js';
 import { deviceView, Devices, type Device } from './devices.js';
 import { newAnonymousTag, newSessionId } from './session-id.js';
 import { SessionData } from './session-data.js';
@@ -83,6 +83,7 @@ export class SessionManager {
   readonly #users: UserIndex;
   readonly #logger: KeepsakeLogger;
   readonly #devices: Devices;
+  readonly #lastSeen = new LastSeenThrottle();
 
   constructor(deps: SessionManagerDeps) {
     this.#config = deps.config;
@@ -360,7 +361,7 @@ export class SessionManager {
       if (stored !== null) {
         session = this.#materialize(cookie.id, stored, false, true);
         // A logged-in device's "last seen": one extra write a minute at most, none within it.
-        if (session.authenticated && lastSeenStale(stored.meta.lastSeenAt)) session.setDeviceFields(new Map([[DEVICE_FIELD.lastSeen, String(Date.now())]]));
+        if (session.authenticated && lastSeenStale(stored.meta.lastSeenAt) && this.#lastSeen.claim(cookie.id)) session.setDeviceFields(new Map([[DEVICE_FIELD.lastSeen, String(Date.now())]]));
         if (!cookie.signedWithCurrentSecret || this.#cookieAgeing(session)) state.cookie = 'set';
       } else {
         this.#logger.debug({}, 'session cookie names no stored session (ended or expired); starting a new one');

@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { browserAndOs, DEVICE_FIELD, lastSeenStale, LAST_SEEN_EVERY_MS, loginDeviceFields, USER_AGENT_MAX } from '../../src/session/device-info.js';
+import { browserAndOs, DEVICE_FIELD, LastSeenThrottle, lastSeenStale, LAST_SEEN_EVERY_MS, loginDeviceFields, USER_AGENT_MAX } from '../../src/session/device-info.js';
 
 test('a login records a fresh random handle, the User-Agent cut to 256 characters, the IP and last seen', () => {
   const now = 1_700_000_000_000;
@@ -26,6 +26,17 @@ test('last seen moves once a minute at most, and never for a session that has no
   assert.equal(lastSeenStale(now - LAST_SEEN_EVERY_MS + 1, now), false);
   assert.equal(lastSeenStale(now - LAST_SEEN_EVERY_MS, now), true);
   assert.equal(lastSeenStale(undefined, now), false);
+});
+
+test('concurrent requests that read a stale last seen write it once per node and minute', () => {
+  const throttle = new LastSeenThrottle(2);
+  const now = 1_700_000_000_000;
+  assert.equal(throttle.claim('a', now), true);
+  assert.equal(throttle.claim('a', now + 10), false);
+  assert.equal(throttle.claim('a', now + LAST_SEEN_EVERY_MS), true);
+  assert.equal(throttle.claim('b', now), true);
+  assert.equal(throttle.claim('c', now), true); // bounded: the oldest entry ('a') makes room
+  assert.equal(throttle.claim('a', now + LAST_SEEN_EVERY_MS + 1), true);
 });
 
 test('browser and OS names come from the User-Agent', () => {
