@@ -18,12 +18,13 @@ export class DevicesController {
     const userId = session.meta.userId!;
     const devices = await this.sessions.listDevices(userId, session.id);
     const target = devices.find((device) => device.handle === request.params.handle);
-    if (target === undefined) throw new NotFoundError(`no device of yours has handle '${request.params.handle.slice(0, 64)}'`);
+    if (target === undefined) throw notYours(request.params.handle);
     if (target.current) {
       await this.sessions.destroy(request);
       return { devices: devices.filter((device) => !device.current) };
     }
-    if (!(await this.sessions.revokeDevice(userId, target.handle))) throw new NotFoundError(`no device of yours has handle '${request.params.handle.slice(0, 64)}'`);
+    // Ended meanwhile (by another request, or expired): as good as not there.
+    if (!(await this.sessions.revokeDevice(userId, target.handle))) throw notYours(request.params.handle);
     return { devices: await this.sessions.listDevices(userId, session.id) };
   }
 
@@ -38,4 +39,8 @@ export class DevicesController {
     if (!session.authenticated) throw new NotAuthenticatedError();
     return session;
   }
+}
+
+function notYours(handle: string): NotFoundError {
+  return new NotFoundError(`no device of yours has handle '${handle.slice(0, 64)}'`);
 }
