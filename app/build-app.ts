@@ -17,7 +17,8 @@ export interface BuildAppOptions {
 const PUBLIC_DIR = fileURLToPath(new URL('../../app/public/', import.meta.url));
 
 export async function buildApp(config: KeepsakeConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false, forceCloseConnections: false });
+  // trust_proxy is one of the forms trustProxy takes (its overloads accept each, not their union).
+  const app = Fastify({ logger: options.logger ?? false, forceCloseConnections: false, trustProxy: config.server.trust_proxy as boolean });
   const container = registerDemoControllers(createKeepsakeContainer(config, { logger: app.log }));
   const cradle: DemoCradle = container.cradle;
   // onClose hooks run in reverse order: registered first, the pools close last, after the server

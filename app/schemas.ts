@@ -19,3 +19,6 @@ export const loginSchema = z.object({
 });
 
 export const skuParamsSchema = z.object({ sku: z.string().min(1).max(32) });
+
+// Any length: a handle that is not one of the user's is a 404, whatever it looks like.
+export const handleParamsSchema = z.object({ handle: z.string().min(1) });

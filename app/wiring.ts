@@ -6,6 +6,7 @@ import { asFunction, type AwilixContainer } from 'awilix';
 import type { KeepsakeCradle } from '../src/index.js';
 import { AuthController } from './controllers/auth-controller.js';
 import { BasketController } from './controllers/basket-controller.js';
+import { DevicesController } from './controllers/devices-controller.js';
 import { HealthController } from './controllers/health-controller.js';
 import { ProfileController } from './controllers/profile-controller.js';
 import { LiveSocket } from './websocket/live-socket.js';
@@ -15,6 +16,7 @@ export interface DemoCradle extends KeepsakeCradle {
   profileController: ProfileController;
   basketController: BasketController;
   authController: AuthController;
+  devicesController: DevicesController;
   /** The WebSocket controller of `/ws`. */
   liveSocket: LiveSocket;
 }
@@ -26,6 +28,7 @@ export function registerDemoControllers(container: AwilixContainer<KeepsakeCradl
     profileController: asFunction(({ sessionManager }: DemoCradle) => new ProfileController(sessionManager)).singleton(),
     basketController: asFunction(({ sessionManager }: DemoCradle) => new BasketController(sessionManager)).singleton(),
     authController: asFunction(({ sessionManager }: DemoCradle) => new AuthController(sessionManager)).singleton(),
+    devicesController: asFunction(({ sessionManager }: DemoCradle) => new DevicesController(sessionManager)).singleton(),
     liveSocket: asFunction(() => new LiveSocket()).singleton(),
   });
   return demo;

@@ -25,7 +25,7 @@ function parseCommandLine(argv: string[]) {
     const parsed = parseArgs({
       args: id === undefined ? argv : [...argv.slice(0, 2), ...argv.slice(3)],
       allowPositionals: true,
-      options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string' }, user: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string' }, user: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     });
     if (id !== undefined) parsed.positionals.splice(2, 0, id);
     return parsed;
@@ -58,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'serve') return serve(configFile, values.host, parsePort(values.port));
-  if (command === 'session') return runSessionCommand(subcommand, positionals.slice(2), { configFile, user: values.user });
+  if (command === 'session') return runSessionCommand(subcommand, positionals.slice(2), { configFile, user: values.user, json: values.json === true });
   process.stderr.write(`unknown command: ${positionals.join(' ')}\n${USAGE}\n`);
   return 2;
 }

@@ -1,18 +1,20 @@
 /**
  * @module `keepsake session show|list|destroy`: operate on stored sessions from a shell.
  * Results go to stdout (exactly one JSON object for `show`, one id per line for `list`); messages
- * go to stderr. Exit codes: 0 done, 1 no such session or Redis failed, 2 bad usage.
+ * go to stderr; `list --json` prints one JSON array of the user's devices, each with its id. Exit codes: 0 done, 1 no such session or Redis failed, 2 bad usage.
  */
-import { consoleLogger, createKeepsakeContainer, loadConfig, type SessionManager } from '../src/index.js';
+import { consoleLogger, createKeepsakeContainer, loadConfig, type Devices, type SessionManager } from '../src/index.js';
 import { isSessionId } from '../src/session/session-id.js';
 
 export const SESSION_USAGE = `  keepsake session show ID --config FILE
-  keepsake session list --user NAME --config FILE
+  keepsake session list --user NAME [--json] --config FILE
   keepsake session destroy ID|--user NAME --config FILE`;
 
 export interface SessionCommandOptions {
   configFile: string;
   user?: string | undefined;
+  /** `list`: one JSON array of `{id, …Device but current}` instead of ids. */
+  json?: boolean;
 }
 
 /** Runs `keepsake session <action> [ID]`; returns the exit code. */
@@ -25,6 +27,7 @@ export async function runSessionCommand(action: string | undefined, args: string
   };
   if (action === 'show' && (id === undefined || extra !== undefined || byUser)) return usage('show takes one session ID');
   if (action === 'list' && (!byUser || id !== undefined)) return usage('list takes --user NAME');
+  if (options.json === true && action !== 'list') return usage('--json goes with list');
   if (action === 'destroy' && (byUser ? id !== undefined : id === undefined || extra !== undefined)) return usage('destroy takes one session ID or --user NAME');
   if (action !== 'show' && action !== 'list' && action !== 'destroy') return usage(`unknown action '${action ?? ''}'`);
   if (options.user === '') return usage('--user needs a name');
@@ -33,6 +36,7 @@ export async function runSessionCommand(action: string | undefined, args: string
   const container = createKeepsakeContainer(config, { logger: consoleLogger });
   try {
     const sessions = container.resolve('sessionManager');
+    if (action === 'list' && options.json === true) return await listDevices(container.resolve('devices'), options.user!);
     if (action === 'list') return await list(sessions, options.user!);
     if (action === 'destroy' && byUser) return await destroyUser(sessions, options.user!);
     if (!isSessionId(id!)) {
@@ -56,6 +60,13 @@ async function list(sessions: SessionManager, user: string): Promise<number> {
   const ids = await sessions.userSessions(user);
   if (ids.length > 0) process.stdout.write(`${ids.join('\n')}\n`);
   process.stderr.write(`user '${user}' has ${ids.length} session(s)\n`);
+  return 0;
+}
+
+async function listDevices(devices: Devices, user: string): Promise<number> {
+  const records = await devices.records(user);
+  process.stdout.write(`${JSON.stringify(records)}\n`);
+  process.stderr.write(`user '${user}' has ${records.length} device(s)\n`);
   return 0;
 }
 

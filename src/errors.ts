@@ -106,6 +106,13 @@ export class NotFoundError extends KeepsakeError {
   }
 }
 
+/** A route for logged-in users asked without a login. */
+export class NotAuthenticatedError extends KeepsakeError {
+  constructor(message = 'log in first: this route shows a logged-in user\'s devices') {
+    super('ERR_NOT_AUTHENTICATED', 401, message);
+  }
+}
+
 /** A request body with a content type the route does not accept. */
 export class UnsupportedMediaTypeError extends KeepsakeError {
   constructor(contentType: string | undefined) {

@@ -10,6 +10,8 @@ export { SessionManager, type SessionRequest } from './session/session-manager.j
 export { Session, type SessionMeta } from './session/session.js';
 export { SessionFlash } from './session/session-flash.js';
 export { UserIndex } from './session/user-index.js';
+export { Devices, type Device } from './session/devices.js';
+export { Presence } from './websocket/presence.js';
 export { consoleLogger, type KeepsakeLogger } from './logger.js';
 export { SessionData, type SessionValues, type SessionKey, type SessionValue } from './session/session-data.js';
 export type { SessionObserver } from './session/session-observer.js';

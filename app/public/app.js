@@ -32,6 +32,9 @@ const els = {
   liveUpdated: $('#live-updated'),
   liveNote: $('#live-note'),
   reconnect: $('#reconnect'),
+  devicesCard: $('#devices-card'),
+  devicesList: $('#devices-list'),
+  revokeOthers: $('#revoke-others'),
 };
 
 /** Last session view seen over HTTP: {user, authenticated, name, basket}. */
@@ -157,12 +160,81 @@ function renderView() {
 }
 
 function applySession(s) {
+  const wasAuthenticated = view.authenticated;
+  const previousUser = view.user;
   view.user = s.user;
   view.authenticated = !!s.authenticated;
   view.name = s.name ?? null;
   view.basket = Array.isArray(s.basket) ? s.basket : [];
   renderView();
+  // Devices exist only for a logged-in user: asking before would answer 401 (a console error).
+  if (!view.authenticated) renderDevices(null);
+  else if (!wasAuthenticated || previousUser !== view.user) void action(null, loadDevices);
 }
+
+// ---------------------------------------------------------------- Devices
+
+async function loadDevices() {
+  const res = await api('GET', '/api/devices');
+  if (view.authenticated) renderDevices(res.devices);
+}
+
+/** Shows the user's devices (null hides the panel: not logged in). */
+function renderDevices(devices) {
+  els.devicesCard.hidden = devices === null;
+  if (devices === null) {
+    els.devicesList.replaceChildren();
+    return;
+  }
+  els.devicesList.replaceChildren(
+    ...devices.map((device) => {
+      const li = document.createElement('li');
+      li.dataset.handle = device.handle;
+      li.classList.toggle('current', device.current);
+      const label = document.createElement('span');
+      label.className = 'item-label';
+      const what = document.createElement('span');
+      what.className = 'device-name';
+      what.textContent = `${device.browser ?? 'Unknown browser'} on ${device.os ?? 'unknown OS'}`;
+      const state = document.createElement('span');
+      state.className = `badge device-state${device.online ? ' on' : ''}`;
+      state.textContent = device.online ? 'online' : 'offline';
+      const facts = document.createElement('span');
+      facts.className = 'muted small';
+      facts.textContent = `${device.current ? 'this device · ' : ''}${device.ip ?? ''} · last seen ${new Date(device.lastSeenAt).toLocaleTimeString()}`;
+      label.append(what, ' ', state, ' ', facts);
+      li.append(label);
+      if (!device.current) {
+        const btn = document.createElement('button');
+        btn.type = 'button';
+        btn.className = 'revoke secondary';
+        btn.textContent = 'Revoke';
+        btn.setAttribute('aria-label', `Log out ${what.textContent}`);
+        btn.addEventListener('click', () => {
+          void action(null, async () => {
+            btn.disabled = true;
+            const res = await api('DELETE', `/api/devices/${encodeURIComponent(device.handle)}`);
+            renderDevices(res.devices);
+          });
+        });
+        li.append(btn);
+      }
+      return li;
+    }),
+  );
+}
+
+els.revokeOthers.addEventListener('click', () => {
+  void action(null, async () => {
+    els.revokeOthers.disabled = true;
+    try {
+      const res = await api('POST', '/api/devices/revoke-others');
+      renderDevices(res.devices);
+    } finally {
+      els.revokeOthers.disabled = false;
+    }
+  });
+});
 
 function applyItems(items) {
   view.basket = Array.isArray(items) ? items : [];
@@ -209,14 +281,19 @@ els.loginForm.addEventListener('submit', (ev) => {
   });
 });
 
+/** True while this page logs out (its own socket's 4401 needs no reload then). */
+let loggingOut = false;
+
 els.logout.addEventListener('click', () => {
   void action(null, async () => {
     els.logout.disabled = true;
+    loggingOut = true;
     try {
       await api('POST', '/api/logout');
       // The old session is gone; show the fresh anonymous one the server starts next.
       await loadSession();
     } finally {
+      loggingOut = false;
       els.logout.disabled = false;
     }
   });
@@ -280,6 +357,8 @@ function connect() {
         // Another tab (or this one) changed the session: keep the editable view in step.
         applySession(msg);
       }
+    } else if (msg.type === 'devices') {
+      if (view.authenticated) renderDevices(msg.devices);
     } else if (msg.type === 'error') {
       els.liveNote.textContent = `Server says: ${msg.message} (${msg.code})`;
     }
@@ -292,6 +371,8 @@ function connect() {
       setStatus('closed: logged out', 'closed');
       els.liveNote.textContent = 'The session was ended (logout). Reconnect to follow the new session.';
       els.reconnect.hidden = false;
+      // Ended elsewhere (another tab, another device revoked this one): show the anonymous state.
+      if (!loggingOut) void action(null, loadSession);
       return;
     }
     if (AUTO_RECONNECT.has(ev.code)) {

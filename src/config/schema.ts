@@ -68,6 +68,17 @@ export const serverSchema = z.strictObject({
   ws_max_message_bytes: defaulted(int(1, 16 * 1024 * 1024), 65536),
   /** Time graceful shutdown may take before sockets and pools are cut. @default 4000 */
   shutdown_timeout_ms: defaulted(int(100, 60000), 4000),
+  /**
+   * fastify's trustProxy, for the client IP a device records at login: false, true (trust every
+   * proxy), a hop count, or a comma separated list of proxy addresses/CIDRs. @default false
+   */
+  trust_proxy: defaulted(
+    z.preprocess(
+      (value) => (value === 'true' ? true : value === 'false' ? false : typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : typeof value === 'string' ? value.split(',').map((part) => part.trim()).filter((part) => part !== '') : value),
+      z.union([z.boolean(), z.number().int().min(0).max(100), z.array(z.string()).min(1)], { error: 'expected true, false, a hop count or a comma separated list of proxy addresses' }),
+    ),
+    false,
+  ),
 });
 
 /** `[session]`: the cookie, the lifetimes and how sessions are stored. */

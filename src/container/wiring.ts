@@ -12,10 +12,12 @@ import type { SessionObserver } from '../session/session-observer.js';
 import { SessionManager } from '../session/session-manager.js';
 import { SessionStore } from '../session/session-store.js';
 import { SessionUpdater } from '../session/session-updater.js';
+import { Devices } from '../session/devices.js';
 import { UserIndex } from '../session/user-index.js';
 import { ValueCodec } from '../session/value-codec.js';
 import { ConnectionRegistry } from '../websocket/connection-registry.js';
 import { LiveSessions } from '../websocket/live-sessions.js';
+import { Presence } from '../websocket/presence.js';
 import { SessionNotices } from '../websocket/session-notices.js';
 
 /** Everything the container can resolve; controllers list what they need from it. */
@@ -39,6 +41,10 @@ export interface KeepsakeCradle {
   sessionNotices: SessionNotices;
   /** Keeps every socket's read-only session current; what the websocket plugin is given. */
   liveSessions: LiveSessions;
+  /** A user's devices: sessions with their device metadata and presence. */
+  devices: Devices;
+  /** This node's sockets per logged-in session, in Redis, and the `devices` push. */
+  presence: Presence;
 }
 
 export type KeepsakeContainer = AwilixContainer<KeepsakeCradle>;
@@ -59,11 +65,13 @@ export function createKeepsakeContainer(config: KeepsakeConfig, options: { logge
     sessionStore: asClass(SessionStore).singleton(),
     sessionUpdater: asClass(SessionUpdater).singleton(),
     userIndex: asClass(UserIndex).singleton(),
+    devices: asClass(Devices).singleton(),
     metrics: asClass(Metrics).singleton(),
     sessionObserver: aliasTo('metrics'),
     sessionManager: asClass(SessionManager).singleton(),
     connectionRegistry: asClass(ConnectionRegistry).singleton(),
     sessionNotices: asClass(SessionNotices).singleton().disposer((notices) => notices.close()),
+    presence: asClass(Presence).singleton(),
     liveSessions: asClass(LiveSessions).singleton(),
   });
   return container;

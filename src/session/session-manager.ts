@@ -8,6 +8,8 @@ import type { KeepsakeConfig } from '../config/schema.js';
 import { SessionPluginMissingError } from '../errors.js';
 import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import type { CookieCodec } from './cookie-codec.js';
+import { DEVICE_FIELD, LastSeenThrottle, lastSeenStale, loginDeviceFields } from './device-info.js';
+import { deviceView, Devices, type Device } from './devices.js';
 import { newAnonymousTag, newSessionId } from './session-id.js';
 import { SessionData } from './session-data.js';
 import { SessionFlash } from './session-flash.js';
@@ -27,7 +29,9 @@ export const kSessionState = Symbol.for('keepsake.sessionState');
 
 /** What the manager needs of a request: its headers and the plugin's slot. */
 export interface SessionRequest {
-  readonly headers: { readonly cookie?: string | undefined };
+  readonly headers: { readonly cookie?: string | undefined; readonly 'user-agent'?: string | undefined };
+  /** The client IP (fastify's request.ip), recorded with the device at login. */
+  readonly ip?: string | undefined;
 }
 
 /** @internal What a request did with its session. */
@@ -55,6 +59,8 @@ export interface SessionManagerDeps {
   userIndex?: UserIndex;
   /** Where corrupt stored bytes and rejected cookies are reported. @default consoleLogger */
   logger?: KeepsakeLogger;
+  /** A user's devices (listing, presence, the `devices` push). @default one over sessionStore and userIndex */
+  devices?: Devices;
 }
 
 /**
@@ -81,6 +87,8 @@ export class SessionManager {
   readonly #logger: KeepsakeLogger;
   /** TTL of a session that holds nothing yet (ms; 0 = cookie_lifespan). */
   readonly #emptyLifespanMs: number;
+  readonly #devices: Devices;
+  readonly #lastSeen = new LastSeenThrottle();
 
   constructor(deps: SessionManagerDeps) {
     this.#config = deps.config;
@@ -92,6 +100,7 @@ export class SessionManager {
     this.#observer = deps.sessionObserver ?? silentObserver;
     this.#users = deps.userIndex ?? new UserIndex({ config: deps.config, sessionStore: deps.sessionStore });
     this.#logger = deps.logger ?? consoleLogger;
+    this.#devices = deps.devices ?? new Devices({ config: deps.config, sessionStore: deps.sessionStore, userIndex: this.#users });
   }
 
   /**
@@ -143,7 +152,7 @@ export class SessionManager {
    * encoding anything); true when it may have something to write.
    */
   mayPersist(session: Session): boolean {
-    return session.fresh || session.userChanged || session.flashes.changed || session.data.mayHaveChanged || session.cookieSentChanged;
+    return session.fresh || session.userChanged || session.flashes.changed || session.data.mayHaveChanged || session.cookieSentChanged || session.deviceFields.size > 0;
   }
 
   /** Writes `session`'s changes (creating it in the store if it is new). */
@@ -152,13 +161,14 @@ export class SessionManager {
     const empty = !changes.cleared && changes.sets.size === 0 && changes.deletes.length === 0;
     const user = session.userChanged ? session.meta.userId : undefined;
     const flashes = session.flashes.changed ? session.flashes.changes() : undefined;
+    const device = session.deviceFields;
     const cookieSentAt = session.cookieSentChanged ? session.meta.cookieSentAt : undefined;
-    if (empty && !session.fresh && user === undefined && flashes === undefined && cookieSentAt === undefined) return; // unchanged: the load refreshed the TTL
+    if (empty && !session.fresh && user === undefined && flashes === undefined && cookieSentAt === undefined && device.size === 0) return; // unchanged: the load refreshed the TTL
     // A session created holding nothing (no data, flash or user) lives empty_session_lifespan;
     // its first write of data gives it the full lifespan.
     const holdsSomething = changes.sets.size > 0 || (flashes?.sets.size ?? 0) > 0 || session.meta.userId !== null;
     const shortLived = (session.fresh || session.shortLived) && !holdsSomething && this.#emptyLifespanMs > 0;
-    const fields = new Map<string, Buffer | string>();
+    const fields = new Map<string, Buffer | string>(device);
     const deleteFields: string[] = [];
     if (cookieSentAt !== undefined) fields.set(COOKIE_SENT_FIELD, String(cookieSentAt));
     if (typeof user === 'string') fields.set(FIELD.user, user);
@@ -187,6 +197,7 @@ export class SessionManager {
     session.markStored();
     session.data.commit(changes);
     session.userStored();
+    session.deviceFieldsStored();
     if (flashes !== undefined) session.flashes.commit(flashes);
     this.#observer.persisted(performance.now() - began);
   }
@@ -237,7 +248,10 @@ export class SessionManager {
       else session.markFresh();
     }
     session.changeId(id);
-    if (options.userId !== undefined) session.bindUser(options.userId);
+    if (options.userId !== undefined) {
+      session.bindUser(options.userId);
+      session.setDeviceFields(loginDeviceFields(request)); // written by the login's own persist below
+    }
     state.cookie = 'set';
     if (!session.fresh) session.cookieSent(Date.now());
     try {
@@ -249,6 +263,7 @@ export class SessionManager {
         userId !== null ? this.#users.add(userId, id, session.meta.createdAt) : undefined,
       ]);
       await this.persist(session);
+      this.#devicesChanged(previous.userId, userId);
     } finally {
       // Even if the writes failed: the key did move, and the sockets must follow it. If Redis
       // cannot be told, the login stands: the expiry sweep closes sockets left on the old id.
@@ -277,6 +292,7 @@ export class SessionManager {
     if (session === null || session.fresh) return;
     const userId = session.meta.userId;
     await Promise.all([this.#store.destroy(session.id), userId !== null ? this.#users.remove(userId, session.id) : undefined]);
+    this.#devicesChanged(userId);
   }
 
   /**
@@ -290,6 +306,7 @@ export class SessionManager {
     const ids = await this.#users.members(userId);
     const ended = await Promise.all(ids.map((id) => this.#store.destroy(id)));
     await this.#users.remove(userId, ...ids);
+    this.#devicesChanged(userId);
     return ended.filter(Boolean).length;
   }
 
@@ -302,7 +319,54 @@ export class SessionManager {
     if (stored === null) return false;
     const userId = stored.meta.userId;
     const [existed] = await Promise.all([this.#store.destroy(id), userId !== null ? this.#users.remove(userId, id) : undefined]);
+    this.#devicesChanged(userId);
     return existed;
+  }
+
+  /**
+   * The devices `userId` is logged in with: one per session, with device metadata and presence,
+   * newest lastSeenAt first. Two round trips whatever their number.
+   * @param currentId the asking session's id: its device has `current: true`.
+   * @example const devices = await sessions.listDevices(session.meta.userId!, session.id);
+   */
+  async listDevices(userId: string, currentId?: string): Promise<Device[]> {
+    return (await this.#devices.records(userId)).map((record) => deviceView(record, currentId));
+  }
+
+  /**
+   * Ends `userId`'s session whose device has `handle`, as a logout does (cookie dead, data gone,
+   * its sockets on every node closed with 4401). False when no session of this user has that
+   * handle (another user's handle included).
+   * @example if (!(await sessions.revokeDevice('alice', handle))) reply.code(404);
+   */
+  async revokeDevice(userId: string, handle: string): Promise<boolean> {
+    const record = (await this.#devices.records(userId)).find((candidate) => candidate.handle === handle);
+    if (record === undefined) return false;
+    await this.#endSessions(userId, [record.id]);
+    return true;
+  }
+
+  /**
+   * Ends every session of `userId` but `keepId` (the current one), as logouts.
+   * @returns how many ended.
+   * @example await sessions.revokeOtherDevices(session.meta.userId!, session.id);
+   */
+  async revokeOtherDevices(userId: string, keepId: string): Promise<number> {
+    const ids = (await this.#users.members(userId)).filter((id) => id !== keepId);
+    return this.#endSessions(userId, ids);
+  }
+
+  async #endSessions(userId: string, ids: string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const ended = await Promise.all(ids.map((id) => this.#store.destroy(id)));
+    await this.#users.remove(userId, ...ids);
+    this.#devicesChanged(userId);
+    return ended.filter(Boolean).length;
+  }
+
+  /** Every node pushes the new device list to these users' sockets (not waited for). */
+  #devicesChanged(...userIds: (string | null)[]): void {
+    for (const userId of new Set(userIds)) if (userId !== null) this.#devices.announceLater(userId);
   }
 
   /** The ids of the sessions `userId` is logged in with now (ids of ended sessions are pruned). */
@@ -345,6 +409,8 @@ export class SessionManager {
       }
       if (stored !== null) {
         session = this.#materialize(cookie.id, stored, false, true);
+        // A logged-in device's "last seen": one extra write a minute at most, none within it.
+        if (session.authenticated && lastSeenStale(stored.meta.lastSeenAt) && this.#lastSeen.claim(cookie.id)) session.setDeviceFields(new Map([[DEVICE_FIELD.lastSeen, String(Date.now())]]));
         this.#keepCookieInStep(session, cookie.signedWithCurrentSecret, state);
       } else {
         this.#logger.debug({}, 'session cookie names no stored session (ended or expired); starting a new one');

@@ -11,6 +11,7 @@ import { hgetallRaw, type RedisClient } from '../redis/redis-client-factory.js';
 import { FIELD, FUNCTION, LARGE_SESSION_BYTES, LOAD_LARGE, WRITE_CONFLICT, WRITE_GONE, WRITE_OK, WRITE_TOO_LARGE, writeHeader } from '../redis/redis-functions.js';
 import type { RedisPool } from '../redis/redis-pool.js';
 import type { RedisPools } from '../redis/redis-pools.js';
+import { DEVICE_FIELD } from './device-info.js';
 import type { SessionChanges } from './session-data.js';
 import { SessionCache, type CachedSession } from './session-cache.js';
 import { ID_LENGTH, newSessionId, newSessionIdInSlot } from './session-id.js';
@@ -306,6 +307,7 @@ function parseHash(hash: Buffer[]): StoredSession | null {
   let anon: Buffer | null = null;
   let user: Buffer | null = null;
   let cookieSent: Buffer | null = null;
+  let lastSeen: Buffer | null = null;
   for (let i = 0; i < hash.length; i += 2) {
     const field = hash[i]!.toString();
     const value = hash[i + 1]!;
@@ -315,9 +317,12 @@ function parseHash(hash: Buffer[]): StoredSession | null {
     else if (field === FIELD.anon) anon = value;
     else if (field === FIELD.user) user = value;
     else if (field === COOKIE_SENT_FIELD) cookieSent = value;
+    else if (field === DEVICE_FIELD.lastSeen) lastSeen = value;
   }
   if (created === null) return null; // no metadata: not a session keepsake created
-  return { data, flash, meta: { ...meta(created, anon, user), cookieSentAt: Number((cookieSent ?? created).toString()) } };
+  const stored: StoredSession = { data, flash, meta: { ...meta(created, anon, user), cookieSentAt: Number((cookieSent ?? created).toString()) } };
+  if (lastSeen !== null) stored.meta.lastSeenAt = Number(lastSeen.toString());
+  return stored;
 }
 
 function dataBytes(stored: StoredSession): number {

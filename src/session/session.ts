@@ -17,6 +17,8 @@ export interface SessionMeta {
    * the load did not read it (a large session served from this node's copy).
    */
   cookieSentAt?: number | undefined;
+  /** Device "last seen" (`m:ls`, ms), when the load read it (see device-info.ts). */
+  lastSeenAt?: number | undefined;
 }
 
 /**
@@ -152,6 +154,23 @@ export class Session {
   /** @internal The store no longer has it: the next persist creates it again. */
   markFresh(): void {
     this.#fresh = true;
+  }
+
+  readonly #deviceFields = new Map<string, string>();
+
+  /** @internal Device metadata (`m:` fields, device-info.ts) the next persist writes. */
+  get deviceFields(): ReadonlyMap<string, string> {
+    return this.#deviceFields;
+  }
+
+  /** @internal Records device metadata for the next persist. */
+  setDeviceFields(fields: ReadonlyMap<string, string>): void {
+    for (const [field, value] of fields) this.#deviceFields.set(field, value);
+  }
+
+  /** @internal */
+  deviceFieldsStored(): void {
+    this.#deviceFields.clear();
   }
 
   /** @internal A regenerated session carries its data under a new id. */

@@ -50,6 +50,10 @@ export class ConnectionRegistry {
   readonly #connections = new Map<Connection, SessionSockets | null>();
   readonly #bySession = new Map<string, SessionSockets>();
   readonly #byUser = new Map<string, Set<Connection>>();
+  /** @internal Told when a user's sockets on this node changed (presence keeps count). */
+  onSocketsChanged: ((user: string) => void) | null = null;
+  /** @internal Told when a user's devices changed on any node (presence pushes the list). */
+  onDevicesChanged: ((user: string) => number) | null = null;
 
   constructor({ config, sessionStore, metrics }: { config: KeepsakeConfig; sessionStore: SessionStore; metrics?: SocketMetrics }) {
     this.#store = sessionStore;
@@ -97,6 +101,7 @@ export class ConnectionRegistry {
 
   /** @internal Applies a user notice to this node's sockets; returns how many it reached. */
   deliver(notice: UserNotice): number {
+    if (notice.kind === 'devices') return this.onDevicesChanged?.(notice.user) ?? 0;
     const connections = this.ofUser(notice.user);
     for (const connection of connections) {
       if (notice.kind === 'send') connection.send(notice.text);
@@ -145,9 +150,30 @@ export class ConnectionRegistry {
     return true;
   }
 
+  /**
+   * @internal Open sockets per logged-in session id of `user` on this node (sockets of a
+   * destroyed session, still closing, are not counted).
+   */
+  sessionCounts(user: string): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const connection of this.#byUser.get(user) ?? []) {
+      const entry = this.#connections.get(connection);
+      if (!entry?.live || !connection.session.authenticated) continue;
+      counts.set(entry.id, (counts.get(entry.id) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  /** @internal The session id of `connection`'s socket, if it has a live one. */
+  sessionIdOf(connection: Connection): string | undefined {
+    const entry = this.#connections.get(connection);
+    return entry?.live ? entry.id : undefined;
+  }
+
   /** @internal The session was destroyed: its sockets leave the session index (they are being closed). */
   drop(entry: SessionSockets): Connection[] {
     this.#forget(entry);
+    this.onSocketsChanged?.(entry.user);
     return [...entry.connections];
   }
 
@@ -158,6 +184,7 @@ export class ConnectionRegistry {
     if (target === undefined || target === entry) {
       entry.id = to;
       this.#bySession.set(to, entry);
+      this.onSocketsChanged?.(entry.user);
       return entry;
     }
     entry.live = false;
@@ -195,6 +222,7 @@ export class ConnectionRegistry {
     let set = this.#byUser.get(user);
     if (set === undefined) this.#byUser.set(user, (set = new Set()));
     set.add(connection);
+    this.onSocketsChanged?.(user);
   }
 
   #unindex(user: string, connection: Connection): void {
@@ -202,5 +230,6 @@ export class ConnectionRegistry {
     if (set === undefined) return;
     set.delete(connection);
     if (set.size === 0) this.#byUser.delete(user);
+    this.onSocketsChanged?.(user);
   }
 }

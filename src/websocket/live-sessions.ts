@@ -22,6 +22,7 @@ import { CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, CLOSED, Connection } from './con
 import type { ConnectionRegistry, SessionSockets } from './connection-registry.js';
 import { ExpirySweep, sweepPeriodMs } from './expiry-sweep.js';
 import { emptyReadOnlySession, readOnlySession } from './read-only-session.js';
+import type { Presence } from './presence.js';
 import type { NoticeListener, SessionNotices, UserNotice } from './session-notices.js';
 import type { WebSocketController } from './websocket-controller.js';
 
@@ -47,6 +48,8 @@ export interface LiveSessionsDeps {
   valueCodec: ValueCodec;
   connectionRegistry: ConnectionRegistry;
   sessionNotices: SessionNotices;
+  /** Counts this node's sockets per logged-in session in Redis (devices' "online"). */
+  presence?: Presence;
 }
 
 type Hook = 'onOpen' | 'onMessage' | 'onClose' | 'onError' | 'onSessionChange';
@@ -77,6 +80,7 @@ export class LiveSessions implements NoticeListener {
   readonly #shown = new WeakMap<SessionSockets, Buffer>();
   /** Closes the sockets of sessions Redis expired (no notice says so). */
   readonly #expiry: ExpirySweep;
+  readonly #presence: Presence | null;
   #closing = false;
 
   constructor(deps: LiveSessionsDeps) {
@@ -87,6 +91,7 @@ export class LiveSessions implements NoticeListener {
     this.#registry = deps.connectionRegistry;
     this.#notices = deps.sessionNotices;
     this.#notices.listen(this);
+    this.#presence = deps.presence ?? null;
     this.#expiry = new ExpirySweep({
       store: this.#sessions.store,
       registry: this.#registry,
@@ -231,6 +236,7 @@ export class LiveSessions implements NoticeListener {
       clearTimeout(timer);
       for (const connection of this.#registry.all()) connection.terminate();
     }
+    await this.#presence?.close();
     await this.#notices.close();
   }
 

@@ -19,7 +19,9 @@ const trace = debuglog('keepsake');
 /** A notice for every socket of one user, on every node. */
 export type UserNotice =
   | { readonly kind: 'send'; readonly node: string; readonly user: string; readonly text: string }
-  | { readonly kind: 'close'; readonly node: string; readonly user: string; readonly code: number; readonly reason: string };
+  | { readonly kind: 'close'; readonly node: string; readonly user: string; readonly code: number; readonly reason: string }
+  /** The user's devices changed (login, end, online, offline): each node pushes the list to their sockets. */
+  | { readonly kind: 'devices'; readonly node: string; readonly user: string };
 
 /** The channel of user-targeted notices. */
 export function usersChannel(keyPrefix: string): string {
@@ -28,6 +30,7 @@ export function usersChannel(keyPrefix: string): string {
 
 // JSON: user names may hold any character; the payload is text already.
 export function encodeUserNotice(notice: UserNotice): string {
+  if (notice.kind === 'devices') return JSON.stringify({ k: 'd', n: notice.node, u: notice.user });
   return notice.kind === 'send'
     ? JSON.stringify({ k: 's', n: notice.node, u: notice.user, t: notice.text })
     : JSON.stringify({ k: 'c', n: notice.node, u: notice.user, c: notice.code, r: notice.reason });
@@ -42,6 +45,7 @@ export function decodeUserNotice(text: string): UserNotice | null {
   }
   if (raw === null || typeof raw !== 'object' || typeof raw.n !== 'string' || typeof raw.u !== 'string') return null;
   if (raw.k === 's' && typeof raw.t === 'string') return { kind: 'send', node: raw.n, user: raw.u, text: raw.t };
+  if (raw.k === 'd') return { kind: 'devices', node: raw.n, user: raw.u };
   if (raw.k === 'c' && typeof raw.c === 'number') return { kind: 'close', node: raw.n, user: raw.u, code: raw.c, reason: typeof raw.r === 'string' ? raw.r : '' };
   return null;
 }

@@ -289,3 +289,70 @@ test('demo page: HTTP actions, live panel across tabs, isolation, login and logo
   }
   assert.deepEqual(problems, [], 'no console errors, page errors or failed requests');
 });
+
+test('devices panel: two browsers of one user list both devices online; revoking the other ends its session live', async (t) => {
+  const contextA = await newContext();
+  const contextB = await newContext();
+  const user = `dev-${randomBytes(3).toString('hex')}`;
+  let broken = false;
+  const step = (name: string, fn: () => Promise<void>) =>
+    t.test(name, { skip: broken ? 'an earlier step failed' : false }, async () => {
+      try {
+        await fn();
+      } catch (error) {
+        broken = true;
+        throw error;
+      }
+    });
+  const onlineCount = (page: Page) => page.locator('#devices-list li .device-state.on').count();
+  try {
+    const pageA = await openPage(contextA, 'devices/A');
+    const pageB = await openPage(contextB, 'devices/B');
+
+    await step('the panel is hidden while anonymous', async () => {
+      assert.equal(await pageA.locator('#devices-card').isVisible(), false);
+    });
+
+    await step('both log in as one user: each page lists both devices, online', async () => {
+      for (const page of [pageA, pageB]) {
+        await page.bringToFront();
+        await page.fill('#username-input', user);
+        await page.click('#login');
+        await waitText(page, '#session-user', user);
+      }
+      for (const page of [pageA, pageB]) {
+        await page.locator('#devices-list li').nth(1).waitFor({ timeout: LIVE_TIMEOUT_MS });
+        const deadline = Date.now() + LIVE_TIMEOUT_MS;
+        while ((await onlineCount(page)) < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.equal(await page.locator('#devices-list li').count(), 2);
+        assert.equal(await onlineCount(page), 2, 'both devices online');
+        assert.match(await text(page, '#devices-list'), /Chrome/);
+        assert.match(await text(page, '#devices-list'), /Linux/);
+        assert.equal(await page.locator('#devices-list li.current').count(), 1);
+        assert.equal(await page.locator('#devices-list li.current button.revoke').count(), 0, 'no revoke button for this device');
+      }
+    });
+
+    await step("revoking the other device from page A closes B's socket and B shows the anonymous state", async () => {
+      await pageA.bringToFront();
+      await pageA.click('#devices-list li:not(.current) button.revoke');
+      await waitText(pageB, '#live-status', /logged out/);
+      await waitText(pageB, '#session-user', /^anon-.+/);
+      assert.equal(await text(pageB, '#session-auth'), 'anonymous');
+      assert.equal(await pageB.locator('#devices-card').isVisible(), false);
+      await pageA.locator('#devices-list li:not(.current)').waitFor({ state: 'detached', timeout: LIVE_TIMEOUT_MS });
+      assert.equal(await pageA.locator('#devices-list li').count(), 1);
+      assert.equal(await text(pageA, '#live-status'), 'connected');
+      assert.equal(await text(pageA, '#session-user'), user);
+    });
+
+    for (const [name, page] of [['devices/A', pageA], ['devices/B', pageB]] as const) {
+      assert.equal(await text(page, '#error'), '', `${name} shows no API error`);
+    }
+  } finally {
+    await contextA.close();
+    await contextB.close();
+  }
+  // This test's pages only: the first test reports its own.
+  assert.deepEqual(problems.filter((problem) => problem.startsWith('devices/')), [], 'no console errors, page errors or failed requests');
+});

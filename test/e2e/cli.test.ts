@@ -117,6 +117,22 @@ test('session list --user prints the ids of the user, one per line', async () =>
   assert.equal(nobody.stdout, '');
 });
 
+test('session list --user NAME --json prints one JSON array of the devices, each with its id', async () => {
+  const laptop = new Client(server.url);
+  await laptop.post('/api/login', { username: 'jsonlister' }, { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0' });
+  const run = await keepsake('session', 'list', '--user', 'jsonlister', '--json', '--config', configFile);
+  assert.equal(run.code, 0, run.stderr);
+  const devices = JSON.parse(run.stdout);
+  assert.equal(devices.length, 1);
+  assert.deepEqual(Object.keys(devices[0]), ['id', 'handle', 'createdAt', 'lastSeenAt', 'userAgent', 'browser', 'os', 'ip', 'online', 'sockets']);
+  assert.equal(devices[0].id, laptop.sessionId());
+  assert.equal(devices[0].browser, 'Firefox');
+  assert.equal(devices[0].os, 'Linux');
+  assert.equal(devices[0].online, false);
+  const nobody = await keepsake('session', 'list', '--user', 'nobody-json', '--json', '--config', configFile);
+  assert.equal(nobody.stdout, '[]\n');
+});
+
 test('session destroy ID ends the session: its cookie stops working and its socket closes with 4401 within 1 s', async (t) => {
   const client = new Client(server.url);
   await client.put('/api/name', { name: 'Gone soon' });

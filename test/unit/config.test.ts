@@ -29,6 +29,7 @@ test('every key of DEMO-APP.md has its default when absent', () => {
     ws_allowed_origins: ['http://127.0.0.1:3000', 'http://localhost:3000'],
     ws_max_message_bytes: 65536,
     shutdown_timeout_ms: 4000,
+    trust_proxy: false,
   });
   assert.equal(config.session.cookie_name, 'dmsession');
   assert.equal(config.session.cookie_lifespan, 86400);
