@@ -9,6 +9,7 @@ import { sign } from 'cookie-signature';
 import { startApp, testPrefix, type TestApp } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
 import { startExpressSessionApp, startFastifySessionApp, type LegacyApp } from '../support/legacy-apps.js';
+import { WsClient } from '../support/ws-client.js';
 import { dropPrefix, inspector, sessionCookie } from '../support/session-helpers.js';
 
 const redis = inspector();
@@ -167,4 +168,55 @@ test('values keepsake refuses are skipped and counted, never a 500', async () =>
   assert.match(metrics, /^keepsake_legacy_session_values_skipped_total 1$/m);
   assert.equal(await redis.hget(`${keepsake[0]!.prefix}legacy-stats`, 'skipped'), '1');
   assert.ok((await redis.pttl(`${keepsake[0]!.prefix}legacy-stats`)) > 0, 'the counters have a TTL');
+});
+
+test('a claimer that died mid-adoption costs a retryable 503 while its claim lives, never the session', async () => {
+  const { legacy, keepsake, legacyPrefix } = await setUp(libraries[0]);
+  const { cookie, legacyId } = await legacyVisitor(legacy);
+  const marker = `${keepsake[0]!.prefix}legacy:${legacyId}`;
+  // A node claimed the legacy session and crashed before storing anything.
+  await redis.set(marker, 'pending:crashed', 'PX', 60_000);
+  const waiting = await fetch(`${keepsake[0]!.url}/api/session`, { headers: { cookie } });
+  assert.equal(waiting.status, 503);
+  assert.equal(((await waiting.json()) as any).error.code, 'ERR_SESSION_STORE_UNAVAILABLE');
+  assert.equal(waiting.headers.get('retry-after'), '1');
+  assert.equal(sessionCookie(waiting.headers.getSetCookie()), undefined, 'no cookie names a session that was not stored');
+  assert.equal(await redis.exists(legacyPrefix + legacyId), 1, 'the legacy session is intact');
+  // Its claim expires (shortened here): the next request adopts.
+  await redis.pexpire(marker, 200);
+  const adopted = await fetch(`${keepsake[0]!.url}/api/session`, { headers: { cookie } });
+  assert.equal(adopted.status, 200);
+  assert.deepEqual(await adopted.json(), { user: 'alice', authenticated: true, name: 'Ada', basket });
+  assert.equal(await redis.exists(legacyPrefix + legacyId), 0);
+});
+
+test('after logout in keepsake the old legacy cookie is spent: a new empty session, and it is cleared', async () => {
+  const { legacy, keepsake } = await setUp(libraries[1]);
+  const { cookie } = await legacyVisitor(legacy);
+  const client = new Client(keepsake[0]!.url);
+  const adopted = await fetch(`${keepsake[0]!.url}/api/session`, { headers: { cookie } });
+  client.cookies.set('dmsession', sessionCookie(adopted.headers.getSetCookie())!.value);
+  assert.equal((await client.request('POST', '/api/logout')).status, 200);
+  const replay = await fetch(`${keepsake[0]!.url}/api/session`, { headers: { cookie } });
+  assert.equal(replay.status, 200);
+  const view = (await replay.json()) as any;
+  assert.equal(view.authenticated, false);
+  assert.equal(view.name, null);
+  assert.deepEqual(view.basket, []);
+  assert.equal(sessionCookie(replay.headers.getSetCookie(), legacy.cookieName)?.attributes.get('max-age'), '0');
+  assert.notEqual(sessionCookie(replay.headers.getSetCookie())?.id, sessionCookie(adopted.headers.getSetCookie())?.id);
+});
+
+test('a WebSocket handshake with only a legacy cookie adopts nothing: the socket is anonymous', async () => {
+  const { legacy, keepsake, legacyPrefix } = await setUp(libraries[0]);
+  const { cookie, legacyId } = await legacyVisitor(legacy);
+  const socket = await WsClient.open(`${keepsake[0]!.url.replace('http', 'ws')}/ws`, { cookie });
+  try {
+    const hello = await socket.next((message) => message.type === 'hello');
+    assert.equal(hello.authenticated, false);
+    assert.equal(hello.name, null);
+  } finally {
+    await socket.close();
+  }
+  assert.equal(await redis.exists(legacyPrefix + legacyId), 1, 'the legacy session waits for an HTTP request');
 });
