@@ -114,7 +114,8 @@ export class SessionManager {
 
   /**
    * The read path: the session a cookie names, or null. Never creates one and sets no cookie
-   * (WebSocket handshakes, routes that only look).
+   * (WebSocket handshakes, routes that only look). A legacy cookie adopts nothing here: a
+   * handshake cannot set the cookie of a session it would make (docs/migrating.md).
    */
   async restore(request: SessionRequest | string | undefined): Promise<Session | null> {
     const header = typeof request === 'object' ? request.headers.cookie : request;
