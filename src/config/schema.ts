@@ -188,6 +188,10 @@ export const configSchema = z
     if (legacyPool !== undefined && !(legacyPool in config.redis_connection_pool)) {
       ctx.addIssue({ code: 'custom', path: ['legacy_sessions', 'redis_connection_pool'], message: `expected the name of a [redis_connection_pool.NAME] section; '${legacyPool}' has none` });
     }
+    if (config.legacy_sessions !== undefined && config.legacy_sessions.cookie_name === config.session.cookie_name) {
+      // Clearing the old cookie would clear keepsake's own.
+      ctx.addIssue({ code: 'custom', path: ['legacy_sessions', 'cookie_name'], message: `expected a name other than session.cookie_name ('${config.session.cookie_name}')` });
+    }
     const legacyPrefix = config.legacy_sessions?.key_prefix;
     const ownPrefix = config.session.key_prefix;
     // A scan of either prefix must never meet the other's keys.

@@ -312,7 +312,9 @@ export class SessionManager {
     } else if (request.headers.cookie?.includes(`${this.#cookies.name}=`)) {
       this.#logger.debug({}, 'session cookie rejected (malformed, oversized, tampered or signed with an unknown secret); starting a new one');
     }
-    if (session === null && this.#legacy !== null) session = await this.#adoptLegacy(request, state);
+    // Checked before any await: without a legacy cookie a new session is in place at once, as before.
+    const legacyId = session === null && this.#legacy !== null ? this.#legacy.cookie.read(request.headers.cookie) : null;
+    if (legacyId !== null) session = await this.#adoptLegacy(request, state, legacyId);
     if (session === null) {
       // Ids the store does not know are never adopted (no fixation): a new id every time.
       const meta = { createdAt: Date.now(), anonTag: newAnonymousTag(), userId: null };
@@ -346,9 +348,7 @@ export class SessionManager {
    * A request without a live keepsake session but with a valid legacy cookie: the legacy session,
    * adopted (or joined, if a concurrent request adopted it), and the legacy cookie cleared.
    */
-  async #adoptLegacy(request: SessionRequest, state: RequestSessionState): Promise<Session | null> {
-    const legacyId = this.#legacy!.cookie.read(request.headers.cookie);
-    if (legacyId === null) return null;
+  async #adoptLegacy(request: SessionRequest, state: RequestSessionState, legacyId: string): Promise<Session | null> {
     try {
       const session = await this.#legacy!.adopt(legacyId, {
         store: (content) => this.storeAdopted(request, content),

@@ -76,4 +76,5 @@ test('[legacy_sessions]: defaults, secrets masked, secrets required, prefixes th
   refused({ secrets: 'x', key_prefix: 'keepsake:old:' });
   refused({ secrets: 'x', key_prefix: 'app:' }, { key_prefix: 'app:keepsake:' });
   refused({ secrets: 'x', redis_connection_pool: 'nope' });
+  refused({ secrets: 'x', cookie_name: 'dmsession' });
 });
