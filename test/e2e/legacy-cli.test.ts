@@ -121,3 +121,17 @@ test('adopt-all adopts 10,000 legacy sessions in bounded batches while requests 
   assert.equal(again.code, 0, again.stderr);
   assert.equal(JSON.parse(again.stdout).adopted, 0, 'resumable: a second run finds nothing left');
 });
+
+test('legacy: an unknown action or a bad --batch is a usage error (2); a config without [legacy_sessions] says so (1)', async () => {
+  const unknown = await keepsake('legacy', 'frobnicate', '--config', configFile);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown action 'frobnicate'/);
+  const badBatch = await keepsake('legacy', 'adopt-all', '--batch', '0', '--config', configFile);
+  assert.equal(badBatch.code, 2);
+  assert.match(badBatch.stderr, /--batch/);
+  const plain = path.join(dir, 'plain.ini');
+  writeFileSync(plain, readFileSync(path.join(ROOT, 'config/app.ini'), 'utf8'));
+  const none = await keepsake('legacy', 'stats', '--config', plain);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /no \[legacy_sessions\] section/);
+});
