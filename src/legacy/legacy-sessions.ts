@@ -61,9 +61,9 @@ export interface LegacyStats {
 
 export interface AdoptAllReport {
   readonly adopted: number;
-  /** Claimed by a live request at that moment (it adopts them), or left by a crashed claimer: run again. */
+  /** Claimed by a live request at that moment (it adopts them), or by a claimer that crashed (its claim expires within 15 s): run again. */
   readonly busy: number;
-  /** Keys that were not a legacy session (not a JSON object) or vanished meanwhile. */
+  /** Keys that were not a legacy session (not a JSON object), vanished meanwhile, or were adopted already (deleted now). */
   readonly gone: number;
   readonly failed: number;
   readonly batches: number;
@@ -112,17 +112,15 @@ export class LegacySessions {
       const holder = await this.#claim(legacyId, token);
       if (holder === null) return this.#adoptClaimed(legacyId, token, adopter, JOIN_WINDOW_MS);
       if (!holder.startsWith(PENDING)) {
-        const session = await adopter.join(holder);
-        if (session !== null) {
-          // A marker adopt-all left (cookie_lifespan) is needed no longer once its visitor is back.
-          void this.#pool.run((client) => client.pexpire(this.#marker(legacyId), JOIN_WINDOW_MS, 'LT')).catch(() => undefined);
-          return session;
-        }
-        // Adopted before, and that session has ended since (logout, login moved it, expiry): the
-        // legacy cookie is spent. A legacy key still there was left by a claimer that crashed
-        // after storing the session: it was adopted, so it goes.
+        // Adopted already (the marker names a stored session). A legacy key still there was left
+        // by a claimer that crashed before its last step: it was adopted, so it goes now, or a
+        // later claim (after the marker expires) would adopt it a second time.
         await this.#legacyPool.run((client) => client.del(this.#legacyKey(legacyId)));
-        return null;
+        const session = await adopter.join(holder);
+        // A marker adopt-all left (cookie_lifespan) is needed no longer once its visitor is back.
+        if (session !== null) void this.#pool.run((client) => client.pexpire(this.#marker(legacyId), JOIN_WINDOW_MS, 'LT')).catch(() => undefined);
+        // Null: that session has ended since (logout, a login moved it, expiry): the legacy cookie is spent.
+        return session;
       }
       const waited = Date.now() - began;
       if (waited >= this.#waitMs) throw new LegacyAdoptionPendingError(waited);
@@ -161,7 +159,13 @@ export class LegacySessions {
   async #adoptOne(legacyId: string, adopter: LegacyAdopter): Promise<'adopted' | 'busy' | 'gone' | 'failed'> {
     try {
       const token = PENDING + randomBytes(9).toString('base64url');
-      if ((await this.#claim(legacyId, token)) !== null) return 'busy';
+      const holder = await this.#claim(legacyId, token);
+      if (holder?.startsWith(PENDING)) return 'busy';
+      if (holder !== null) {
+        // Adopted already; its claimer crashed before deleting the legacy key (see adopt()).
+        await this.#legacyPool.run((client) => client.del(this.#legacyKey(legacyId)));
+        return 'gone';
+      }
       return (await this.#adoptClaimed(legacyId, token, adopter, this.#lifespanMs)) === null ? 'gone' : 'adopted';
     } catch (error) {
       this.#logger.warn({ err: error }, 'could not adopt a legacy session; it stays for the next run');

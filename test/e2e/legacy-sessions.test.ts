@@ -220,3 +220,18 @@ test('a WebSocket handshake with only a legacy cookie adopts nothing: the socket
   }
   assert.equal(await redis.exists(legacyPrefix + legacyId), 1, 'the legacy session waits for an HTTP request');
 });
+
+test('a claimer that died after storing the session but before deleting the legacy key: the next request joins it and the key goes', async () => {
+  const { legacy, keepsake, legacyPrefix } = await setUp(libraries[1]);
+  const { cookie, legacyId } = await legacyVisitor(legacy);
+  const json = (await redis.get(legacyPrefix + legacyId))!;
+  const first = await fetch(`${keepsake[0]!.url}/api/session`, { headers: { cookie } });
+  const id = sessionCookie(first.headers.getSetCookie())!.id;
+  // As if its node had died between step 4 (marker names the session) and step 5 (delete).
+  await redis.set(legacyPrefix + legacyId, json, 'EX', 600);
+  const again = await fetch(`${keepsake[0]!.url}/api/session`, { headers: { cookie } });
+  assert.equal(sessionCookie(again.headers.getSetCookie())?.id, id, 'the same session, not a second adoption');
+  assert.deepEqual(await again.json(), { user: 'alice', authenticated: true, name: 'Ada', basket });
+  assert.equal(await redis.exists(legacyPrefix + legacyId), 0);
+  assert.equal(await redis.hget(`${keepsake[0]!.prefix}legacy-stats`, 'adopted'), '1');
+});
