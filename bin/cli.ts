@@ -5,12 +5,14 @@
 import { parseArgs } from 'node:util';
 import { describeConfig, KeepsakeError, loadConfig } from '../src/index.js';
 import { isSessionId } from '../src/session/session-id.js';
+import { LEGACY_USAGE, runLegacyCommand } from './legacy-commands.js';
 import { runSessionCommand, SESSION_USAGE } from './session-commands.js';
 
 const USAGE = `usage:
   keepsake serve --config FILE [--host H] [--port P]
   keepsake config check --config FILE
-${SESSION_USAGE}`;
+${SESSION_USAGE}
+${LEGACY_USAGE}`;
 
 /** An error whose message says it all: printed in one line, no stack trace, exit code 1. */
 class CliError extends Error {}
@@ -25,7 +27,7 @@ function parseCommandLine(argv: string[]) {
     const parsed = parseArgs({
       args: id === undefined ? argv : [...argv.slice(0, 2), ...argv.slice(3)],
       allowPositionals: true,
-      options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string' }, user: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string' }, user: { type: 'string' }, json: { type: 'boolean' }, batch: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
     if (id !== undefined) parsed.positionals.splice(2, 0, id);
     return parsed;
@@ -58,6 +60,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'serve') return serve(configFile, values.host, parsePort(values.port));
+  if (command === 'legacy') return runLegacyCommand(subcommand, positionals.slice(2), { configFile, batch: values.batch });
   if (command === 'session') return runSessionCommand(subcommand, positionals.slice(2), { configFile, user: values.user, json: values.json === true });
   process.stderr.write(`unknown command: ${positionals.join(' ')}\n${USAGE}\n`);
   return 2;

@@ -35,6 +35,16 @@ export class SessionStoreUnavailableError extends KeepsakeError {
 }
 
 /**
+ * Another request (on this node or another) is adopting the same legacy session and did not
+ * finish within the wait: retry, the next request joins the session it made.
+ */
+export class LegacyAdoptionPendingError extends SessionStoreUnavailableError {
+  constructor(waitedMs: number) {
+    super(`another request is adopting this visitor's legacy session and has not finished after ${waitedMs} ms; retry (no second session is made)`);
+  }
+}
+
+/**
  * An `update()` kept losing its compare-and-set race until the request's time budget ran out, or
  * (`queued`) the budget ran out while it waited behind other updates of the key: nothing written.
  */

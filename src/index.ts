@@ -4,7 +4,8 @@
  */
 export { createKeepsake, type Keepsake } from './keepsake.js';
 export { loadConfig, parseConfigText, validateConfig, describeConfig, type LoadConfigOptions } from './config/load-config.js';
-export type { KeepsakeConfig, KeepsakeConfigInput, PoolConfig, ServerConfig, SessionConfig } from './config/schema.js';
+export type { KeepsakeConfig, KeepsakeConfigInput, LegacySessionsConfig, PoolConfig, ServerConfig, SessionConfig } from './config/schema.js';
+export { LegacySessions, type LegacyStats, type AdoptAllReport } from './legacy/legacy-sessions.js';
 export { createKeepsakeContainer, type KeepsakeContainer, type KeepsakeCradle } from './container/wiring.js';
 export { SessionManager, type SessionRequest } from './session/session-manager.js';
 export { Session, type SessionMeta } from './session/session.js';

@@ -157,10 +157,37 @@ export const poolSchema = z
     }
   });
 
+/**
+ * `[legacy_sessions]` (optional): sessions of @fastify/session or express-session stored by
+ * connect-redis, adopted on their first use (src/legacy/, docs/migrating.md).
+ */
+export const legacySessionsSchema = z
+  .strictObject({
+    /** Their cookie. @default 'sessionId' (@fastify/session's; express-session's is connect.sid) */
+    cookie_name: defaulted(text.regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name (RFC 6265 token characters)'), 'sessionId'),
+    /** Their cookie's Path and Domain, so the Set-Cookie that clears it reaches the same cookie. */
+    cookie_path: defaulted(text.startsWith('/', 'expected a path starting with /'), '/'),
+    cookie_domain: optional(text),
+    /** Their secrets, any length (they were chosen for the old library); every one verifies. */
+    secrets: secretList,
+    /** connect-redis's key prefix. @default 'sess:' */
+    key_prefix: defaulted(text, 'sess:'),
+    /** The top-level field naming the logged-in user; unset: nobody is logged in. */
+    user_field: optional(text),
+    redis_connection_pool: defaulted(text, 'default'),
+  })
+  .superRefine((legacy, ctx) => {
+    if (legacy.secrets.length === 0) ctx.addIssue({ code: 'custom', path: ['secrets'], message: 'expected at least one secret (the old library\'s)' });
+    legacy.secrets.forEach((secret, index) => {
+      if (secret === '') ctx.addIssue({ code: 'custom', path: ['secrets'], message: `secrets[${index}] is empty (a stray comma?); expected the old library's secrets, comma separated` });
+    });
+  });
+
 export const configSchema = z
   .strictObject({
     server: z.preprocess((value) => value ?? {}, serverSchema),
     session: z.preprocess((value) => value ?? {}, sessionSchema),
+    legacy_sessions: legacySessionsSchema.optional(),
     redis_connection_pool: z.preprocess(
       (value) => value ?? { default: {} },
       z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected a pool name of letters, digits, _ and -'), poolSchema),
@@ -175,11 +202,26 @@ export const configSchema = z
         message: `expected the name of a [redis_connection_pool.NAME] section; '${name}' has none (have: ${Object.keys(config.redis_connection_pool).join(', ') || 'none'})`,
       });
     }
+    const legacyPool = config.legacy_sessions?.redis_connection_pool;
+    if (legacyPool !== undefined && !(legacyPool in config.redis_connection_pool)) {
+      ctx.addIssue({ code: 'custom', path: ['legacy_sessions', 'redis_connection_pool'], message: `expected the name of a [redis_connection_pool.NAME] section; '${legacyPool}' has none` });
+    }
+    if (config.legacy_sessions !== undefined && config.legacy_sessions.cookie_name === config.session.cookie_name) {
+      // Clearing the old cookie would clear keepsake's own.
+      ctx.addIssue({ code: 'custom', path: ['legacy_sessions', 'cookie_name'], message: `expected a name other than session.cookie_name ('${config.session.cookie_name}')` });
+    }
+    const legacyPrefix = config.legacy_sessions?.key_prefix;
+    const ownPrefix = config.session.key_prefix;
+    // A scan of either prefix must never meet the other's keys.
+    if (legacyPrefix !== undefined && (legacyPrefix.startsWith(ownPrefix) || ownPrefix.startsWith(legacyPrefix))) {
+      ctx.addIssue({ code: 'custom', path: ['legacy_sessions', 'key_prefix'], message: `expected a prefix that neither starts with nor begins session.key_prefix ('${ownPrefix}'); got '${legacyPrefix}'` });
+    }
   });
 
 export type ServerConfig = z.output<typeof serverSchema>;
 export type SessionConfig = z.output<typeof sessionSchema>;
 export type PoolConfig = z.output<typeof poolSchema>;
+export type LegacySessionsConfig = z.output<typeof legacySessionsSchema>;
 
 /** The validated, frozen configuration every part of keepsake reads. */
 export type KeepsakeConfig = z.output<typeof configSchema> & {
@@ -192,6 +234,8 @@ export type KeepsakeConfigInput = {
   server?: Record<string, unknown>;
   session?: Record<string, unknown>;
   redis_connection_pool?: Record<string, Record<string, unknown>>;
+  /** Adopt the sessions of @fastify/session or express-session (see `[legacy_sessions]`). */
+  legacy_sessions?: Record<string, unknown>;
 };
 
 /** Keys whose values are never printed, not even when invalid. */

@@ -2,9 +2,10 @@
  * @module The composition root: every singleton keepsake builds, top to bottom, in one place.
  * Apps add their controllers to the same container (see app/wiring.ts).
  */
-import { aliasTo, asClass, asValue, createContainer, InjectionMode, type AwilixContainer } from 'awilix';
+import { aliasTo, asClass, asFunction, asValue, createContainer, InjectionMode, type AwilixContainer } from 'awilix';
 import type { KeepsakeConfig } from '../config/schema.js';
 import { Metrics } from '../http/metrics.js';
+import { LegacySessions } from '../legacy/legacy-sessions.js';
 import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import { RedisPools } from '../redis/redis-pools.js';
 import { CookieCodec } from '../session/cookie-codec.js';
@@ -34,6 +35,8 @@ export interface KeepsakeCradle {
   /** Prometheus metrics of this app (one registry per container); also the session observer. */
   metrics: Metrics;
   sessionObserver: SessionObserver;
+  /** Adopts @fastify/session and express-session sessions; null without a [legacy_sessions] section. */
+  legacySessions: LegacySessions | null;
   sessionManager: SessionManager;
   /** This node's open WebSockets by session and user; reaches a user's sockets on every node. */
   connectionRegistry: ConnectionRegistry;
@@ -68,6 +71,9 @@ export function createKeepsakeContainer(config: KeepsakeConfig, options: { logge
     devices: asClass(Devices).singleton(),
     metrics: asClass(Metrics).singleton(),
     sessionObserver: aliasTo('metrics'),
+    legacySessions: asFunction(({ config, redisPools, metrics, logger }: KeepsakeCradle) =>
+      config.legacy_sessions === undefined ? null : new LegacySessions({ config, redisPools, observer: metrics, logger }),
+    ).singleton(),
     sessionManager: asClass(SessionManager).singleton(),
     connectionRegistry: asClass(ConnectionRegistry).singleton(),
     sessionNotices: asClass(SessionNotices).singleton().disposer((notices) => notices.close()),

@@ -12,6 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { RedisPools } from '../redis/redis-pools.js';
+import type { LegacyObserver } from '../legacy/legacy-sessions.js';
 import type { SessionObserver } from '../session/session-observer.js';
 
 /** Route label of requests no route matched (keeps label cardinality bounded). */
@@ -48,7 +49,7 @@ interface RequestSeries {
 }
 
 /** keepsake's metrics; also the SessionObserver the SessionManager reports to. */
-export class Metrics implements SessionObserver, SocketMetrics {
+export class Metrics implements SessionObserver, SocketMetrics, LegacyObserver {
   /** This app's registry (never prom-client's global one). */
   readonly registry = new Registry();
   /** Sessions started by requests: created, and existing (plain numbers, reported at scrape time). */
@@ -57,6 +58,8 @@ export class Metrics implements SessionObserver, SocketMetrics {
   readonly #persists: RequestSeries = { labels: {} as RequestLabels, count: 0, sum: 0, buckets: new Float64Array(PERSIST_BUCKETS.length + 1) };
   readonly #persistFailures: Counter;
   readonly #pubsubReconnects: Counter;
+  readonly #legacyAdoptions: Counter;
+  readonly #legacySkipped: Counter;
   readonly #series = new Map<string, RequestSeries>();
   #openSockets: () => number = () => 0;
 
@@ -127,6 +130,8 @@ export class Metrics implements SessionObserver, SocketMetrics {
       },
     });
     this.#pubsubReconnects = new Counter({ name: 'keepsake_pubsub_reconnects_total', help: 'Reconnects of the pub/sub subscriber (each followed by a resubscribe)', registers });
+    this.#legacyAdoptions = new Counter({ name: 'keepsake_legacy_sessions_adopted_total', help: 'Sessions of @fastify/session or express-session adopted by this process ([legacy_sessions])', registers });
+    this.#legacySkipped = new Counter({ name: 'keepsake_legacy_session_values_skipped_total', help: 'Values of adopted legacy sessions that keepsake refused and skipped', registers });
   }
 
   /** The Content-Type of `render()`'s text. */
@@ -161,6 +166,11 @@ export class Metrics implements SessionObserver, SocketMetrics {
 
   persistFailed(): void {
     this.#persistFailures.inc();
+  }
+
+  legacyAdopted(skippedValues: number): void {
+    this.#legacyAdoptions.inc();
+    if (skippedValues > 0) this.#legacySkipped.inc(skippedValues);
   }
 
   trackOpenSockets(count: () => number): void {

@@ -40,6 +40,7 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
       // Nothing to write (a route that only read): the cookie, if any, and no promise.
       const cookie = sessionManager.outgoingCookie(state);
       if (cookie !== undefined) reply.header('set-cookie', cookie);
+      if (state.legacyCookie !== undefined) reply.header('set-cookie', state.legacyCookie); // fastify appends Set-Cookie
       done(null, payload);
       return;
     }
@@ -74,6 +75,7 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
     }
     const cookie = sessionManager.outgoingCookie(state);
     if (cookie !== undefined) reply.header('set-cookie', cookie);
+    if (state.legacyCookie !== undefined) reply.header('set-cookie', state.legacyCookie);
     return payload;
   }
 

@@ -5,6 +5,8 @@
  * keepsake fastify plugin persists every started session after the controller returns.
  */
 import type { KeepsakeConfig } from '../config/schema.js';
+import type { LegacySessions } from '../legacy/legacy-sessions.js';
+import { putLegacyValues, type LegacyContent } from '../legacy/legacy-values.js';
 import { SessionPluginMissingError } from '../errors.js';
 import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import type { CookieCodec } from './cookie-codec.js';
@@ -46,6 +48,8 @@ export interface RequestSessionState {
    * since nothing is retried after a timeout, and no cookie names a session that was not stored.
    */
   storeFailed: boolean;
+  /** The Set-Cookie that clears an adopted legacy cookie (src/legacy/), sent beside keepsake's own. */
+  legacyCookie?: string;
 }
 
 export interface SessionManagerDeps {
@@ -61,6 +65,8 @@ export interface SessionManagerDeps {
   logger?: KeepsakeLogger;
   /** A user's devices (listing, presence, the `devices` push). @default one over sessionStore and userIndex */
   devices?: Devices;
+  /** Adopts @fastify/session and express-session sessions (`[legacy_sessions]`); null without that section. */
+  legacySessions?: LegacySessions | null;
 }
 
 /**
@@ -89,6 +95,7 @@ export class SessionManager {
   readonly #emptyLifespanMs: number;
   readonly #devices: Devices;
   readonly #lastSeen = new LastSeenThrottle();
+  readonly #legacy: LegacySessions | null;
 
   constructor(deps: SessionManagerDeps) {
     this.#config = deps.config;
@@ -101,6 +108,7 @@ export class SessionManager {
     this.#users = deps.userIndex ?? new UserIndex({ config: deps.config, sessionStore: deps.sessionStore });
     this.#logger = deps.logger ?? consoleLogger;
     this.#devices = deps.devices ?? new Devices({ config: deps.config, sessionStore: deps.sessionStore, userIndex: this.#users });
+    this.#legacy = deps.legacySessions ?? null;
   }
 
   /**
@@ -121,7 +129,8 @@ export class SessionManager {
 
   /**
    * The read path: the session a cookie names, or null. Never creates one and sets no cookie
-   * (WebSocket handshakes, routes that only look).
+   * (WebSocket handshakes, routes that only look). A legacy cookie adopts nothing here: a
+   * handshake cannot set the cookie of a session it would make (docs/migrating.md).
    */
   async restore(request: SessionRequest | string | undefined): Promise<Session | null> {
     const header = typeof request === 'object' ? request.headers.cookie : request;
@@ -374,7 +383,7 @@ export class SessionManager {
     return this.#users.list(userId);
   }
 
-  /** @internal The Set-Cookie header the reply must carry, if any. */
+  /** @internal The Set-Cookie header the reply must carry, if any (an adopted legacy cookie's removal is `state.legacyCookie`). */
   outgoingCookie(state: RequestSessionState): string | undefined {
     if (state.cookie === 'clear') return this.#cookies.clear();
     if (state.cookie === 'set' && state.session !== null) return this.#cookies.serialize(state.session.id, this.#secondsLeft(state.session));
@@ -418,6 +427,9 @@ export class SessionManager {
     } else if (!afterDestroy && request.headers.cookie?.includes(`${this.#cookies.name}=`)) {
       this.#logger.debug({}, 'session cookie rejected (malformed, oversized, tampered or signed with an unknown secret); starting a new one');
     }
+    // Checked before any await: without a legacy cookie a new session is in place at once, as before.
+    const legacyId = session === null && this.#legacy !== null ? this.#legacy.cookie.read(request.headers.cookie) : null;
+    if (legacyId !== null) session = await this.#adoptLegacy(request, state, legacyId);
     if (session === null) {
       // Ids the store does not know are never adopted (no fixation): a new id every time.
       const meta = { createdAt: Date.now(), anonTag: newAnonymousTag(), userId: null };
@@ -427,6 +439,45 @@ export class SessionManager {
     state.session = session;
     this.#observer.started(session.fresh);
     return session;
+  }
+
+  /**
+   * @internal Stores a new session holding a legacy session's values (those the codec refuses are
+   * skipped and counted) and logs its user in through regenerate(), as a login does.
+   * `request` is the adopting request, or one with an empty slot (the CLI's adopt-all).
+   */
+  async storeAdopted(request: SessionRequest, content: LegacyContent): Promise<{ session: Session; skipped: number }> {
+    const state = this.#state(request);
+    const session = this.#create(newSessionId(), { createdAt: Date.now(), anonTag: newAnonymousTag(), userId: null }, new Map(), true);
+    const skipped = putLegacyValues(session.data, content, this.#codec, this.#config.session.max_session_bytes, (key, error) =>
+      this.#logger.warn({ key, err: error }, 'legacy session value refused by keepsake; skipped'),
+    );
+    state.session = session;
+    state.cookie = 'set';
+    if (content.userId === null) await this.persist(session);
+    else await this.regenerate(request, { userId: content.userId });
+    return { session, skipped };
+  }
+
+  /**
+   * A request without a live keepsake session but with a valid legacy cookie: the legacy session,
+   * adopted (or joined, if a concurrent request adopted it), and the legacy cookie cleared.
+   */
+  async #adoptLegacy(request: SessionRequest, state: RequestSessionState, legacyId: string): Promise<Session | null> {
+    try {
+      const session = await this.#legacy!.adopt(legacyId, {
+        store: (content) => this.storeAdopted(request, content),
+        join: async (id) => {
+          const stored = await this.#loadLive(id);
+          return stored === null ? null : this.#materialize(id, stored, false, true);
+        },
+      });
+      state.legacyCookie = this.#legacy!.cookie.clear();
+      if (session !== null) state.cookie = 'set';
+      return session;
+    } finally {
+      state.opening = null; // set by start() once this call returned its promise
+    }
   }
 
   /** Loads a session, treating one past its absolute lifetime as gone (and removing it). */

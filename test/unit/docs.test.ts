@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { z } from 'zod';
 import * as errors from '../../src/errors.js';
-import { poolSchema, serverSchema, sessionSchema } from '../../src/config/schema.js';
+import { legacySessionsSchema, poolSchema, serverSchema, sessionSchema } from '../../src/config/schema.js';
 
 const root = new URL('../../../', import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
@@ -46,6 +46,7 @@ test('docs/config.md documents every ini key of the schema, and no other', () =>
   assert.deepEqual(documentedKeys('server'), schemaKeys(serverSchema));
   assert.deepEqual(documentedKeys('session'), schemaKeys(sessionSchema as unknown as z.ZodObject));
   assert.deepEqual(documentedKeys('redis_connection_pool.NAME'), schemaKeys(poolSchema as unknown as z.ZodObject));
+  assert.deepEqual(documentedKeys('legacy_sessions'), schemaKeys(legacySessionsSchema as unknown as z.ZodObject));
 });
 
 test('config/app.ini shows every key DEMO-APP.md lists, each documented', () => {
