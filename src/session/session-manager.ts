@@ -14,10 +14,18 @@ import { SessionFlash } from './session-flash.js';
 import { silentObserver, type SessionObserver } from './session-observer.js';
 import { Session, type SessionMeta } from './session.js';
 import { FIELD } from '../redis/redis-functions.js';
-import type { SessionStore, StoredSession } from './session-store.js';
+import type { SessionStore, StoredSession, WriteRequest } from './session-store.js';
+import type { FlashChanges } from './session-flash.js';
 import type { SessionUpdater } from './session-updater.js';
 import { UserIndex } from './user-index.js';
 import type { ValueCodec } from './value-codec.js';
+
+/** A persist's write request, whether it changes anything, and the flash changes it carries. */
+interface PendingWrite {
+  readonly request: WriteRequest;
+  readonly empty: boolean;
+  readonly flashes: FlashChanges | undefined;
+}
 
 /** The per-request slot the keepsake plugin decorates every request with. */
 export const kSessionState = Symbol.for('keepsake.sessionState');
@@ -142,79 +150,100 @@ export class SessionManager {
 
   /** Writes `session`'s changes (creating it in the store if it is new). */
   async persist(session: Session): Promise<void> {
+    const pending = this.#pending(session);
+    if (pending.empty && !session.fresh) return; // unchanged: the load refreshed the TTL
+    const began = performance.now();
+    try {
+      await this.#store.write(session.id, pending.request);
+    } catch (error) {
+      this.#observer.persistFailed(error);
+      throw error;
+    }
+    this.#stored(session, pending, began);
+  }
+
+  /**
+   * What a persist of `session` writes: its data and flash changes, and its user binding (or
+   * `user`, a binding not made on the session yet: login writes it before binding it).
+   */
+  #pending(session: Session, user: string | null | undefined = session.userChanged ? session.meta.userId : undefined): PendingWrite {
     const changes = session.data.changes();
-    const empty = !changes.cleared && changes.sets.size === 0 && changes.deletes.length === 0;
-    const user = session.userChanged ? session.meta.userId : undefined;
     const flashes = session.flashes.changed ? session.flashes.changes() : undefined;
-    if (empty && !session.fresh && user === undefined && flashes === undefined) return; // unchanged: the load refreshed the TTL
+    const empty = !changes.cleared && changes.sets.size === 0 && changes.deletes.length === 0 && user === undefined && flashes === undefined;
     const fields = new Map<string, Buffer | string>();
     const deleteFields: string[] = [];
     if (typeof user === 'string') fields.set(FIELD.user, user);
     if (user === null) deleteFields.push(FIELD.user);
     for (const [key, bytes] of flashes?.sets ?? []) fields.set(FIELD.flash + key, bytes);
     for (const key of flashes?.deletes ?? []) deleteFields.push(FIELD.flash + key);
-    const began = performance.now();
     const refreshTtl = this.#store.ttlStale(session.ttlRefreshedAt);
-    try {
-      await this.#store.write(session.id, {
-        create: session.fresh ? { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag } : undefined,
-        createdAt: session.meta.createdAt,
-        changes,
-        fields: fields.size > 0 ? fields : undefined,
-        deleteFields: deleteFields.length > 0 ? deleteFields : undefined,
-        refreshTtl,
-      });
-    } catch (error) {
-      this.#observer.persistFailed(error);
-      throw error;
-    }
-    if (refreshTtl) session.markTtlRefreshed();
+    const request: WriteRequest = {
+      create: session.fresh ? { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag } : undefined,
+      createdAt: session.meta.createdAt,
+      changes,
+      fields: fields.size > 0 ? fields : undefined,
+      deleteFields: deleteFields.length > 0 ? deleteFields : undefined,
+      refreshTtl,
+    };
+    return { request, empty, flashes };
+  }
+
+  /** `session` now holds in memory what `pending` wrote to the store. */
+  #stored(session: Session, pending: PendingWrite, began: number): void {
+    if (pending.request.refreshTtl !== false) session.markTtlRefreshed();
     session.markStored();
-    session.data.commit(changes);
+    session.data.commit(pending.request.changes);
     session.userStored();
-    if (flashes !== undefined) session.flashes.commit(flashes);
+    if (pending.flashes !== undefined) session.flashes.commit(pending.flashes);
     this.#observer.persisted(performance.now() - began);
   }
 
   /**
    * Login: moves the session to a new id (the old key is gone in the same atomic step, data
    * carried over), optionally binds a user, and sets the new cookie. Open sockets follow.
+   * All or nothing: if it fails, the request's cookie still names the old session, intact.
    * @example await sessions.regenerate(request, { userId: 'alice' });
    */
   async regenerate(request: SessionRequest, options: { userId?: string } = {}): Promise<Session> {
     const session = await this.start(request);
     const state = this.#state(request);
     const previous = { id: session.id, userId: session.meta.userId, stored: !session.fresh };
-    const id = session.fresh ? newSessionId() : this.#store.successorId(session.id);
-    // Sockets hear of the new id only once the user is bound and the data written (announced
-    // below): told with the rename itself, they would first show the session still anonymous.
-    let renamed = false;
-    if (!session.fresh) {
-      renamed = await this.#store.rename(session.id, id, session.meta.createdAt, { announce: false });
-      if (renamed) session.markTtlRefreshed();
-      // Ended meanwhile (logout elsewhere, expiry): what this request holds becomes a new session.
-      else session.markFresh();
-    }
-    session.changeId(id);
-    if (options.userId !== undefined) session.bindUser(options.userId);
-    state.cookie = 'set';
-    try {
-      // The index first: a session bound to a user but missing from the index would survive
-      // "log out everywhere"; an index entry without its session is only pruned later.
-      const userId = session.meta.userId;
-      await Promise.all([
-        previous.userId !== null && previous.stored ? this.#users.remove(previous.userId, previous.id) : undefined,
-        userId !== null ? this.#users.add(userId, id, session.meta.createdAt) : undefined,
-      ]);
-      await this.persist(session);
-    } finally {
-      // Even if the writes failed: the key did move, and the sockets must follow it. If Redis
-      // cannot be told, the login stands: the expiry sweep closes sockets left on the old id.
-      if (renamed) {
-        await this.#store.announceRename(previous.id, id).catch((error: unknown) => {
-          this.#logger.warn({ user: session.user, err: error }, 'could not tell the nodes about a login; its sockets will be closed');
-        });
+    const userId = options.userId ?? session.meta.userId;
+    // At most twice: a session that ended meanwhile (logout elsewhere, expiry) is stored anew.
+    for (;;) {
+      const from = session.fresh ? undefined : session.id;
+      const id = from === undefined ? newSessionId() : this.#store.successorId(from);
+      // The index first (on a cluster it lives in another slot than the session): an entry whose
+      // session never came is pruned by listings, while a session bound to a user but missing
+      // from the index would survive "log out everywhere".
+      if (userId !== null) await this.#users.add(userId, id, session.meta.createdAt);
+      const pending = this.#pending(session, options.userId);
+      const began = performance.now();
+      let committed = true;
+      try {
+        // The commit point: the data, the user and the new id land in one atomic function (that
+        // also tells every node), so a failure before or in it leaves the old session as it was.
+        if (from === undefined) await this.#store.write(id, pending.request);
+        else committed = await this.#store.rename(from, id, pending.request);
+      } catch (error) {
+        this.#observer.persistFailed(error);
+        throw error;
       }
+      if (!committed) {
+        session.markFresh();
+        continue;
+      }
+      session.changeId(id);
+      if (options.userId !== undefined) session.bindUser(options.userId);
+      this.#stored(session, pending, began);
+      break;
+    }
+    state.cookie = 'set';
+    if (previous.userId !== null && previous.stored) {
+      // The old id no longer exists: an entry left by a failure here is pruned by listings.
+      await this.#users.remove(previous.userId, previous.id).catch((error: unknown) => {
+        this.#logger.warn({ user: session.user, err: error }, 'could not remove the pre-login session from its user index; listings prune it');
+      });
     }
     return session;
   }
