@@ -9,7 +9,7 @@
  * below). User keys can never reach `m:` because every data field is namespaced.
  *
  * Every write (data, login) carries an operation id, unique for ever (a random per-process part
- * and a counter). `m:v` keeps the ids of the session's last writes, newest last: a command
+ * and a counter). `m:v` keeps the ids of the session's last writes, newest first: a command
  * ioredis sends again after a reconnect (its reply was lost) finds its id there and is answered
  * "done" without running twice. The newest id is also the session's version: it never repeats,
  * even after a failover that lost writes, so a node's copy of a large session can trust it.
@@ -24,7 +24,7 @@ export const FUNCTION = { load: 'ks3_l', write: 'ks3_w', rename: 'ks3_rename', d
 
 /**
  * Field-name prefixes inside a session hash. `m:s` is the byte count of the d: and f: fields,
- * `m:v` the ids of the last writes, `;`-terminated, newest (the version) last.
+ * `m:v` the ids of the last writes, `;`-terminated, newest (the version) first.
  */
 export const FIELD = { data: 'd:', flash: 'f:', created: 'm:c', anon: 'm:a', user: 'm:u', size: 'm:s', version: 'm:v' } as const;
 
@@ -36,11 +36,12 @@ export const FIELD = { data: 'd:', flash: 'f:', created: 'm:c', anon: 'm:a', use
 export const LARGE_SESSION_BYTES = 8192;
 
 /**
- * `m:v` keeps the ids of the writes that fit in this many bytes (the newest first): about a dozen
- * writes, more than land on one session while a connection is re-established. A re-send older
- * than that would run again (with update()'s compare-and-set, it then fails as a conflict).
+ * `m:v` keeps the ids of the newest writes that fit in this many bytes: five or six. A re-send
+ * comes one reconnect after its first send (~50–100 ms), and only writes to the same session that
+ * land in between push its id out. 64 is Redis's default `hash-max-listpack-value`: a longer
+ * field would turn every small session from the compact encoding into a hash table.
  */
-export const RECENT_OPS_BYTES = 192;
+export const RECENT_OPS_BYTES = 64;
 
 /** Most elements one HSET or HDEL is given (Lua's unpack() fails past ~8000). */
 export const COMMAND_CHUNK = 4000;
@@ -104,21 +105,32 @@ local function each_chunk(command, key, list, from, to)
   end
 end
 
--- True when op is among the ids in m:v ('a;b;c;').
+-- True when op is among the ids in m:v ('c;b;a;', newest first).
 local function seen(ops, op)
-  return ops ~= false and ops ~= nil and string.find(';' .. ops, ';' .. op .. ';', 1, true) ~= nil
+  if not ops then return false end
+  local entry = op .. ';'
+  local at = string.find(ops, entry, 1, true)
+  while at do
+    if at == 1 or string.byte(ops, at - 1) == 59 then return true end
+    at = string.find(ops, entry, at + 1, true)
+  end
+  return false
 end
 
--- m:v with op added last, keeping the newest ids that fit in RECENT bytes.
+-- m:v with op added first, keeping the newest ids that fit in RECENT bytes (the oldest go).
 local function remember(ops, op)
-  ops = (ops or '') .. op .. ';'
-  if #ops > RECENT then ops = string.sub(ops, string.find(ops, ';', #ops - RECENT, true) + 1) end
+  ops = op .. ';' .. (ops or '')
+  while #ops > RECENT do
+    local kept = string.match(ops, '^(.+;)[^;]+;$')
+    if not kept then break end
+    ops = kept
+  end
   return ops
 end
 
--- The newest id in m:v (the version), or false.
+-- The newest id in m:v (the version), or false. Anchored at the start: no scan of the whole field.
 local function newest(ops)
-  return ops and string.match(ops, '([^;]+);$') or false
+  return ops and string.match(ops, '^[^;]+') or false
 end
 
 -- ${FUNCTION.load} KEYS[1]=session hash; ARGV: ttl_ms. Refreshes the TTL and returns the whole hash

@@ -345,12 +345,12 @@ function dataBytes(stored: StoredSession): number {
   return bytes;
 }
 
-/** The version (newest operation id in `m:v`, `a;b;c;`) of an HGETALL reply, if it has one. */
+/** The version (newest operation id in `m:v`, `c;b;a;`) of an HGETALL reply, if it has one. */
 function versionOf(hash: Buffer[]): string | undefined {
   for (let i = 0; i < hash.length; i += 2) {
     if (!hash[i]!.equals(VERSION_FIELD)) continue;
-    const ops = hash[i + 1]!.toString();
-    return ops.slice(ops.lastIndexOf(';', ops.length - 2) + 1, -1) || undefined;
+    const ops = hash[i + 1]!;
+    return ops.toString('latin1', 0, ops.indexOf(';')) || undefined;
   }
   return undefined;
 }
