@@ -217,7 +217,8 @@ export class SessionManager {
       // session never came is pruned by listings, while a session bound to a user but missing
       // from the index would survive "log out everywhere".
       if (userId !== null) await this.#users.add(userId, id, session.meta.createdAt);
-      const pending = this.#pending(session, options.userId);
+      // A session stored anew carries its user over explicitly (a rename carries the stored one).
+      const pending = this.#pending(session, session.fresh ? userId ?? undefined : options.userId);
       const began = performance.now();
       let committed = true;
       try {
