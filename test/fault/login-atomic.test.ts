@@ -6,6 +6,7 @@ import { startApp } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
 import { RedisServer } from '../support/redis-server.js';
 import { eventually, inspector } from '../support/session-helpers.js';
+import { FUNCTION } from '../../src/redis/redis-functions.js';
 
 test('the user-index add fails mid-login: no cookie is set, and the old cookie still names the whole session', async (t) => {
   const app = await startApp();
@@ -65,4 +66,25 @@ test('Redis stops taking writes mid-login: 503 without a cookie, and once Redis 
   for (const id of await inspect.zrange(index, '0', '-1')) assert.equal(await inspect.exists(`${app.prefix}${id}`), 0);
   assert.equal((await alice.post('/api/login', { username: 'alice' })).status, 200);
   assert.equal((await alice.get('/api/session')).body.user, 'alice');
+});
+
+test('a new login of a logged-in session: its new id is in the user index before the session moves to it', async (t) => {
+  // Else a "log out everywhere" between the two would miss the session the login just made.
+  const server = await RedisServer.start();
+  t.after(() => server.stop());
+  const app = await startApp({ redis_connection_pool: { default: { port: String(server.port) } } });
+  t.after(() => app.close());
+  const alice = new Client(app.url);
+  assert.equal((await alice.post('/api/login', { username: 'alice' })).status, 200);
+  const monitor = await server.client().monitor();
+  const seen: string[][] = [];
+  monitor.on('monitor', (_time: string, args: string[]) => seen.push(args));
+  t.after(() => monitor.disconnect());
+  assert.equal((await alice.post('/api/login', { username: 'alice' })).status, 200);
+  const id = alice.sessionId()!;
+  const isRename = (args: string[]) => args[0]?.toLowerCase() === 'fcall' && args[1] === FUNCTION.rename;
+  await eventually('the rename seen by MONITOR', 2000, async () => seen.some(isRename));
+  const indexed = seen.findIndex((args) => args[0]?.toLowerCase() === 'zadd' && args[1] === `${app.prefix}user:alice` && args.includes(id));
+  assert.ok(indexed >= 0, 'the new id was added to the index');
+  assert.ok(indexed < seen.findIndex(isRename), `the index add came first: ${seen.map((args) => args.slice(0, 2).join(' ')).join(', ')}`);
 });
