@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { startApp } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
 import { RedisServer } from '../support/redis-server.js';
+import { eventually } from '../support/session-helpers.js';
 import { WsClient } from '../support/ws-client.js';
 import { ReplyDroppingProxy } from '../support/reply-dropping-proxy.js';
 import { FUNCTION } from '../../src/redis/redis-functions.js';
@@ -74,4 +75,22 @@ test('a lost reply of a logout: the session is gone and the logout answers ok', 
   assert.equal(proxy.dropped, 1);
   assert.equal(logout.status, 200);
   assert.equal(await server.client().exists(`${app.prefix}${id}`), 0, 'the session is gone');
+});
+
+test('a write answered 503 and re-sent after a later write is not applied again over it', async (t) => {
+  const { server, proxy, app } = await startBehindProxy(t);
+  const alice = new Client(app.url);
+  assert.equal((await alice.put('/api/name', { name: 'before' })).status, 200);
+  // Redis holds the write past command_timeout_ms (503), runs it once unpaused, and its reply is
+  // lost: ioredis sends it again after reconnecting. A later write lands in between.
+  await server.process.command(['CLIENT', 'PAUSE', '2500', 'WRITE']);
+  proxy.dropReplyOf(FUNCTION.write);
+  const timedOut = await alice.put('/api/name', { name: 'first' });
+  assert.equal(timedOut.status, 503);
+  await eventually('the first write ran and its reply was dropped', 5000, async () => proxy.dropped === 1, 5);
+  const fcalls = async () => (await server.commandStats()).get('fcall') ?? 0;
+  const before = await fcalls();
+  assert.equal((await alice.put('/api/name', { name: 'second' })).status, 200);
+  await eventually('the re-send reached Redis', 5000, async () => (await fcalls()) >= before + 2);
+  assert.equal((await alice.get('/api/session')).body.name, 'second', 'the re-sent first write changed nothing');
 });
