@@ -46,7 +46,7 @@ export const RECENT_OPS_BYTES = 64;
 /** Most elements one HSET or HDEL is given (Lua's unpack() fails past ~8000). */
 export const COMMAND_CHUNK = 4000;
 
-/** The load function's answer for a large session: `[LOAD_LARGE, m:v, m:c, m:a, m:u]`. */
+/** The load function's answer for a large session: `[LOAD_LARGE, version (newest id in m:v), m:c, m:a, m:u]`. */
 export const LOAD_LARGE = 1;
 
 /** Result codes of the write and rename functions. */
@@ -134,7 +134,7 @@ local function newest(ops)
 end
 
 -- ${FUNCTION.load} KEYS[1]=session hash; ARGV: ttl_ms. Refreshes the TTL and returns the whole hash
--- (HGETALL), {} when the session does not exist, or for a large session {${LOAD_LARGE}, m:v, m:c, m:a, m:u}.
+-- (HGETALL), {} when the session does not exist, or for a large session {${LOAD_LARGE}, version, m:c, m:a, m:u}.
 redis.register_function('${FUNCTION.load}', function(keys, args)
   local key = keys[1]
   if redis.call('PEXPIRE', key, args[1]) == 0 then return {} end
