@@ -5,20 +5,26 @@
  *
  * Session hash layout: `d:<key>` data fields (msgpack bytes), `f:<key>` flash values, and
  * metadata `m:c` (created at, ms), `m:a` (anonymous tag), `m:u` (user id), `m:s` (bytes of the d:
- * and f: fields, kept by the write function). User keys can never reach `m:` because every data
- * field is namespaced.
+ * and f: fields, kept by the write function), `m:v` (the operation ids of the last writes, see
+ * below). User keys can never reach `m:` because every data field is namespaced.
+ *
+ * Every write (data, login) carries an operation id, unique for ever (a random per-process part
+ * and a counter). `m:v` keeps the ids of the session's last writes, newest first: a command
+ * ioredis sends again after a reconnect (its reply was lost) finds its id there and is answered
+ * "done" without running twice. The newest id is also the session's version: it never repeats,
+ * even after a failover that lost writes, so a node's copy of a large session can trust it.
  */
 
 import { ID_LENGTH } from '../session/session-id.js';
 
-export const LIBRARY_NAME = 'keepsake_v2';
+export const LIBRARY_NAME = 'keepsake_v3';
 
 /** Function names of the library (unique across every library loaded on the server). */
-export const FUNCTION = { load: 'ks2_l', write: 'ks2_w', rename: 'ks2_rename', destroy: 'ks2_destroy' } as const;
+export const FUNCTION = { load: 'ks3_l', write: 'ks3_w', rename: 'ks3_rename', destroy: 'ks3_destroy' } as const;
 
 /**
  * Field-name prefixes inside a session hash. `m:s` is the byte count of the d: and f: fields,
- * `m:v` a version every write bumps (absent until the first write of data).
+ * `m:v` the ids of the last writes, `;`-terminated, newest (the version) first.
  */
 export const FIELD = { data: 'd:', flash: 'f:', created: 'm:c', anon: 'm:a', user: 'm:u', size: 'm:s', version: 'm:v' } as const;
 
@@ -29,11 +35,24 @@ export const FIELD = { data: 'd:', flash: 'f:', created: 'm:c', anon: 'm:a', use
  */
 export const LARGE_SESSION_BYTES = 8192;
 
-/** The load function's answer for a large session: `[LOAD_LARGE, m:v, m:c, m:a, m:u]`. */
+/**
+ * `m:v` keeps the ids of the newest writes that fit in this many bytes: five or six. A re-send
+ * comes one reconnect after its first send (~50–100 ms), and only writes to the same session that
+ * land in between push its id out. 64 is Redis's default `hash-max-listpack-value`: a longer
+ * field would turn every small session from the compact encoding into a hash table.
+ */
+export const RECENT_OPS_BYTES = 64;
+
+/** Most elements one HSET or HDEL is given (Lua's unpack() fails past ~8000). */
+export const COMMAND_CHUNK = 4000;
+
+/** The load function's answer for a large session: `[LOAD_LARGE, version (newest id in m:v), m:c, m:a, m:u]`. */
 export const LOAD_LARGE = 1;
 
-/** Result codes of the write function. */
+/** Result codes of the write and rename functions. */
 export const WRITE_OK = 1;
+/** The write was applied by an earlier send of the same command (its reply was lost). */
+export const WRITE_REPEATED = 2;
 export const WRITE_CONFLICT = 0;
 export const WRITE_GONE = -1;
 export const WRITE_TOO_LARGE = -2;
@@ -43,16 +62,16 @@ export const WRITE_TOO_LARGE = -2;
  * when needed: `t<ttl_ms>` refresh the TTL, `c` create (do not require the session to exist),
  * `x` clear every data and flash field first, `k` compare-and-set (the next two arguments are the
  * field and the SHA-1 of the bytes it must hold, '' = absent), `d<n>` the last n arguments are
- * fields to delete.
+ * fields to delete; last `:<op_id>`, the write's operation id (base64url characters).
  */
-export function writeHeader(options: { maxBytes: string; ttlMs?: string | undefined; create?: boolean; clear?: boolean; compare?: boolean; deletes?: number }): string {
+export function writeHeader(options: { maxBytes: string; ttlMs?: string | undefined; create?: boolean; clear?: boolean; compare?: boolean; deletes?: number; opId: string }): string {
   let header = options.maxBytes;
   if (options.ttlMs !== undefined) header += `t${options.ttlMs}`;
   if (options.create) header += 'c';
   if (options.clear) header += 'x';
   if (options.compare) header += 'k';
   if (options.deletes) header += `d${options.deletes}`;
-  return header;
+  return `${header}:${options.opId}`;
 }
 
 // Every argument is sent with every write, so the hot function has a short name and one compact
@@ -61,6 +80,8 @@ export const LIBRARY_SOURCE = `#!lua name=${LIBRARY_NAME}
 
 local ID_LENGTH = ${ID_LENGTH}
 local LARGE = ${LARGE_SESSION_BYTES}
+local RECENT = ${RECENT_OPS_BYTES}
+local CHUNK = ${COMMAND_CHUNK}
 
 -- A d: or f: field (byte compare: no substring made).
 local function counted(field)
@@ -77,28 +98,59 @@ local function scan(key)
   return total
 end
 
+-- HSET or HDEL of list[from..to], in chunks unpack() can take.
+local function each_chunk(command, key, list, from, to)
+  for i = from, to, CHUNK do
+    redis.call(command, key, unpack(list, i, math.min(i + CHUNK - 1, to)))
+  end
+end
+
+-- True when op is among the ids in m:v ('c;b;a;', newest first).
+local function seen(ops, op)
+  if not ops then return false end
+  local entry = op .. ';'
+  local at = string.find(ops, entry, 1, true)
+  while at do
+    if at == 1 or string.byte(ops, at - 1) == 59 then return true end
+    at = string.find(ops, entry, at + 1, true)
+  end
+  return false
+end
+
+-- m:v with op added first, keeping the newest ids that fit in RECENT bytes (the oldest go).
+local function remember(ops, op)
+  ops = op .. ';' .. (ops or '')
+  while #ops > RECENT do
+    local kept = string.match(ops, '^(.+;)[^;]+;$')
+    if not kept then break end
+    ops = kept
+  end
+  return ops
+end
+
+-- The newest id in m:v (the version), or false. Anchored at the start: no scan of the whole field.
+local function newest(ops)
+  return ops and string.match(ops, '^[^;]+') or false
+end
+
 -- ${FUNCTION.load} KEYS[1]=session hash; ARGV: ttl_ms. Refreshes the TTL and returns the whole hash
--- (HGETALL), {} when the session does not exist, or for a large session {${LOAD_LARGE}, m:v, m:c, m:a, m:u}.
+-- (HGETALL), {} when the session does not exist, or for a large session {${LOAD_LARGE}, version, m:c, m:a, m:u}.
 redis.register_function('${FUNCTION.load}', function(keys, args)
   local key = keys[1]
   if redis.call('PEXPIRE', key, args[1]) == 0 then return {} end
   local size = redis.call('HGET', key, 'm:s')
   if size and tonumber(size) > LARGE then
     local meta = redis.call('HMGET', key, 'm:v', 'm:c', 'm:a', 'm:u')
-    return {${LOAD_LARGE}, meta[1], meta[2], meta[3], meta[4]}
+    return {${LOAD_LARGE}, newest(meta[1]), meta[2], meta[3], meta[4]}
   end
   return redis.call('HGETALL', key)
 end)
 
--- ${FUNCTION.write} KEYS[1]=session hash
--- ARGV: header (see writeHeader), [cas_field, cas_sha,] field1, value1, ..., then the fields to delete.
--- m:s keeps the byte count of d: and f: fields up to date from the touched fields alone, so the
--- max_bytes check never reads the whole session.
--- Every write but a create of metadata alone bumps m:v.
--- Returns {1, m:v} ok | {0, current} compare-and-set lost | {-1} session gone | {-2, bytes} too large
-redis.register_function('${FUNCTION.write}', function(keys, args)
-  local key = keys[1]
-  local max, ttl, flags, ndel = string.match(args[1], '^(%d+)t?(%d*)([cxk]*)d?(%d*)$')
+-- The write of ${FUNCTION.write} and ${FUNCTION.rename}: see there. Publishes notice, unless nil.
+-- Returns {1, previous version} ok | {2} done by an earlier send of this op | {0, current}
+-- compare-and-set lost | {-1} session gone | {-2, bytes} too large
+local function write(key, args, notice)
+  local max, ttl, flags, ndel, op = string.match(args[1], '^(%d+)t?(%d*)([cxk]*)d?(%d*):([%w_-]+)$')
   max = tonumber(max)
   ndel = tonumber(ndel) or 0
   local create, clear, cas = false, false, false
@@ -109,7 +161,10 @@ redis.register_function('${FUNCTION.write}', function(keys, args)
   end
   -- m:c is in every session keepsake made: without it the session is gone.
   local meta = redis.call('HMGET', key, 'm:s', 'm:v', 'm:c')
+  if seen(meta[2], op) then return {2} end
   if not meta[3] and not create then return {-1} end
+  -- A new hash: no field to subtract the old bytes of.
+  local empty = clear or not meta[3]
   local first = 2
   if cas then
     first = 4
@@ -134,14 +189,14 @@ redis.register_function('${FUNCTION.write}', function(keys, args)
   end
   if resize then
     local size = tonumber(meta[1])
-    if clear then size = 0 elseif size == nil then size = scan(key) end
+    if empty then size = 0 elseif size == nil then size = scan(key) end
     for i = first, first_del - 1, 2 do
       if counted(args[i]) then
-        if not clear then size = size - redis.call('HSTRLEN', key, args[i]) end
+        if not empty then size = size - redis.call('HSTRLEN', key, args[i]) end
         size = size + string.len(args[i + 1])
       end
     end
-    if not clear then
+    if not empty then
       for i = first_del, #args do
         if counted(args[i]) then size = size - redis.call('HSTRLEN', key, args[i]) end
       end
@@ -155,30 +210,41 @@ redis.register_function('${FUNCTION.write}', function(keys, args)
     sets[#sets + 1] = 'm:s'
     sets[#sets + 1] = size
   end
-  local version = false
-  if resize or not create then
-    version = (tonumber(meta[2]) or 0) + 1
-    sets[#sets + 1] = 'm:v'
-    sets[#sets + 1] = version
-  end
-  if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
-  if ndel > 0 then redis.call('HDEL', key, unpack(args, first_del, #args)) end
+  sets[#sets + 1] = 'm:v'
+  sets[#sets + 1] = remember(meta[2], op)
+  each_chunk('HSET', key, sets, 1, #sets)
+  if ndel > 0 then each_chunk('HDEL', key, args, first_del, #args) end
   if ttl ~= '' then redis.call('PEXPIRE', key, ttl) end
-  redis.call('PUBLISH', string.sub(key, 1, -ID_LENGTH - 1) .. 'events', 'c:' .. string.sub(key, -ID_LENGTH))
-  return {1, version}
+  if notice then redis.call('PUBLISH', string.sub(key, 1, -ID_LENGTH - 1) .. 'events', notice) end
+  return {1, newest(meta[2])}
+end
+
+-- ${FUNCTION.write} KEYS[1]=session hash
+-- ARGV: header (see writeHeader), [cas_field, cas_sha,] field1, value1, ..., then the fields to delete.
+-- m:s keeps the byte count of d: and f: fields up to date from the touched fields alone, so the
+-- max_bytes check never reads the whole session. Every write adds its op id to m:v.
+redis.register_function('${FUNCTION.write}', function(keys, args)
+  return write(keys[1], args, 'c:' .. string.sub(keys[1], -ID_LENGTH))
 end)
 
--- ${FUNCTION.rename} KEYS[1]=old hash, KEYS[2]=new hash (same slot on a cluster)
--- ARGV: ttl_ms, channel, notice. Returns 1, or 0 when the old session is gone.
+-- ${FUNCTION.rename} KEYS[1]=old hash, KEYS[2]=new hash (same slot on a cluster); ARGV as ${FUNCTION.write}
+-- (no create, no compare-and-set). Login's commit point: writes the pending changes (the user
+-- binding among them), then renames, then tells every node, in one atomic step. Returns as the write.
 redis.register_function('${FUNCTION.rename}', function(keys, args)
-  if redis.call('EXISTS', keys[1]) == 0 then return 0 end
+  if redis.call('EXISTS', keys[1]) == 0 then
+    -- Gone, or renamed by an earlier send of this op (its reply was lost).
+    if seen(redis.call('HGET', keys[2], 'm:v'), string.match(args[1], ':([%w_-]+)$')) then return {2} end
+    return {-1}
+  end
+  local result = write(keys[1], args, nil)
+  if result[1] ~= 1 then return result end
   redis.call('RENAME', keys[1], keys[2])
-  redis.call('PEXPIRE', keys[2], args[1])
-  if args[2] ~= '' then redis.call('PUBLISH', args[2], args[3]) end
-  return 1
+  redis.call('PUBLISH', string.sub(keys[1], 1, -ID_LENGTH - 1) .. 'events', 'r:' .. string.sub(keys[1], -ID_LENGTH) .. ':' .. string.sub(keys[2], -ID_LENGTH))
+  return result
 end)
 
 -- ${FUNCTION.destroy} KEYS[1]=session hash; ARGV: channel, notice. Returns 1 if it existed.
+-- Idempotent in effect: a re-send deletes nothing more (and answers 0).
 redis.register_function('${FUNCTION.destroy}', function(keys, args)
   local existed = redis.call('DEL', keys[1])
   if args[1] ~= '' then redis.call('PUBLISH', args[1], args[2]) end

@@ -3,16 +3,19 @@
  * its whole bytes (a 100 KB session read on every request costs Redis and Node far more than the
  * request itself).
  *
- * A copy is the d: and f: fields of a session at one version (`m:v`, bumped atomically by every
- * write). The store keeps it current with this node's own writes (each write's reply gives the new
- * version: one past the copy's means nothing else came between) and drops it on anything else.
- * Writes made behind keepsake's write function (another tool writing d: fields directly) are not
- * seen: such a writer must bump `m:v` as well.
+ * A copy is the d: and f: fields of a session at one version: the operation id of the write that
+ * made it (the newest id in `m:v`, set atomically by every write). Operation ids never repeat, not
+ * even after a failover or restart that lost the last writes (a plain counter would be issued
+ * again there, and a copy of a lost write would pass for current). The store keeps a copy current
+ * with this node's own writes (each write's reply gives the version it replaced: the copy's means
+ * nothing else came between) and drops it on anything else. Writes made behind keepsake's write
+ * function (another tool writing d: fields directly) are not seen: such a writer must set a new
+ * version in `m:v` as well.
  */
 
 /** The d: and f: fields of a session at `version`, without their prefixes. */
 export interface CachedSession {
-  version: number;
+  version: string;
   readonly data: Map<string, Buffer>;
   readonly flash: Map<string, Buffer>;
   bytes: number;
@@ -31,7 +34,7 @@ export class SessionCache {
   }
 
   /** The copy of session `id` if it is at `version` (and marks it recently used); else drops it. */
-  take(id: string, version: number): CachedSession | undefined {
+  take(id: string, version: string): CachedSession | undefined {
     const entry = this.#entries.get(id);
     if (entry === undefined) return undefined;
     this.#entries.delete(id);
@@ -44,7 +47,7 @@ export class SessionCache {
   }
 
   /** Keeps a copy of session `id` as read at `version` (values are copied off shared buffers). */
-  keep(id: string, version: number, data: ReadonlyMap<string, Buffer>, flash: ReadonlyMap<string, Buffer>): void {
+  keep(id: string, version: string, data: ReadonlyMap<string, Buffer>, flash: ReadonlyMap<string, Buffer>): void {
     this.drop(id);
     const entry: CachedSession = { version, data: new Map(), flash: new Map(), bytes: 0 };
     for (const [key, bytes] of data) entry.data.set(key, own(bytes));
@@ -57,13 +60,13 @@ export class SessionCache {
   }
 
   /**
-   * This node's write took session `id` to `version`: the copy follows if it was one version
-   * behind (nothing else wrote in between), otherwise it is dropped.
+   * This node's write took session `id` from version `previous` to `version`: the copy follows if
+   * it was at `previous` (nothing else wrote in between), otherwise it is dropped.
    */
-  written(id: string, version: number, apply: (entry: CachedSession) => void): void {
+  written(id: string, previous: string | undefined, version: string, apply: (entry: CachedSession) => void): void {
     const entry = this.#entries.get(id);
     if (entry === undefined) return;
-    if (entry.version + 1 !== version) {
+    if (entry.version !== previous) {
       this.drop(id);
       return;
     }

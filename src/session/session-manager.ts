@@ -18,13 +18,27 @@ import { SessionFlash } from './session-flash.js';
 import { silentObserver, type SessionObserver } from './session-observer.js';
 import { Session, type SessionMeta } from './session.js';
 import { FIELD } from '../redis/redis-functions.js';
-import { COOKIE_SENT_FIELD, type SessionStore, type StoredSession } from './session-store.js';
+import { COOKIE_SENT_FIELD, type SessionStore, type StoredSession, type WriteRequest } from './session-store.js';
+import type { FlashChanges } from './session-flash.js';
 import type { SessionUpdater } from './session-updater.js';
 import { UserIndex } from './user-index.js';
 import type { ValueCodec } from './value-codec.js';
 
 /** The cookie is re-sent once this fraction (1/n) of cookie_lifespan has passed since it was last sent. */
 const COOKIE_RESEND_FRACTION = 10;
+
+/** A persist's write request, whether it changes anything, and the flash changes it carries. */
+interface PendingWrite {
+  readonly request: WriteRequest;
+  readonly empty: boolean;
+  readonly flashes: FlashChanges | undefined;
+  /** Data, flash or a user: a short-lived empty session gets its full lifespan. */
+  readonly holdsSomething: boolean;
+  /** Written with empty_session_lifespan as its TTL. */
+  readonly shortLived: boolean;
+  /** The m:k it writes, if the cookie was re-sent. */
+  readonly cookieSentAt: number | undefined;
+}
 
 /** The per-request slot the keepsake plugin decorates every request with. */
 export const kSessionState = Symbol.for('keepsake.sessionState');
@@ -166,16 +180,32 @@ export class SessionManager {
 
   /** Writes `session`'s changes (creating it in the store if it is new). */
   async persist(session: Session): Promise<void> {
+    const pending = this.#pending(session);
+    if (pending.empty && !session.fresh) return; // unchanged: the load refreshed the TTL
+    const began = performance.now();
+    try {
+      await this.#store.write(session.id, pending.request);
+    } catch (error) {
+      this.#observer.persistFailed(error);
+      throw error;
+    }
+    this.#stored(session, pending, began);
+  }
+
+  /**
+   * What a persist of `session` writes: its data and flash changes, and its user binding (or
+   * `user`, a binding not made on the session yet: login writes it before binding it).
+   */
+  #pending(session: Session, user: string | null | undefined = session.userChanged ? session.meta.userId : undefined): PendingWrite {
     const changes = session.data.changes();
-    const empty = !changes.cleared && changes.sets.size === 0 && changes.deletes.length === 0;
-    const user = session.userChanged ? session.meta.userId : undefined;
     const flashes = session.flashes.changed ? session.flashes.changes() : undefined;
     const device = session.deviceFields;
     const cookieSentAt = session.cookieSentChanged ? session.meta.cookieSentAt : undefined;
-    if (empty && !session.fresh && user === undefined && flashes === undefined && cookieSentAt === undefined && device.size === 0) return; // unchanged: the load refreshed the TTL
+    const empty = !changes.cleared && changes.sets.size === 0 && changes.deletes.length === 0 && user === undefined && flashes === undefined && cookieSentAt === undefined && device.size === 0;
     // A session created holding nothing (no data, flash or user) lives empty_session_lifespan;
     // its first write of data gives it the full lifespan.
-    const holdsSomething = changes.sets.size > 0 || (flashes?.sets.size ?? 0) > 0 || session.meta.userId !== null;
+    const boundUser = user !== undefined ? user : session.meta.userId;
+    const holdsSomething = changes.sets.size > 0 || (flashes?.sets.size ?? 0) > 0 || boundUser !== null;
     const shortLived = (session.fresh || session.shortLived) && !holdsSomething && this.#emptyLifespanMs > 0;
     const fields = new Map<string, Buffer | string>(device);
     const deleteFields: string[] = [];
@@ -184,30 +214,29 @@ export class SessionManager {
     if (user === null) deleteFields.push(FIELD.user);
     for (const [key, bytes] of flashes?.sets ?? []) fields.set(FIELD.flash + key, bytes);
     for (const key of flashes?.deletes ?? []) deleteFields.push(FIELD.flash + key);
-    const began = performance.now();
     const refreshTtl = (session.shortLived && holdsSomething) || this.#store.ttlStale(session.ttlRefreshedAt);
-    try {
-      await this.#store.write(session.id, {
-        create: session.fresh ? { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag } : undefined,
-        createdAt: session.meta.createdAt,
-        changes,
-        fields: fields.size > 0 ? fields : undefined,
-        deleteFields: deleteFields.length > 0 ? deleteFields : undefined,
-        refreshTtl,
-        lifespanMs: shortLived ? this.#emptyLifespanMs : undefined,
-      });
-    } catch (error) {
-      this.#observer.persistFailed(error);
-      throw error;
-    }
-    if (refreshTtl || session.fresh) session.markTtlRefreshed();
-    if (session.fresh || holdsSomething) session.markShortLived(shortLived);
-    if (cookieSentAt !== undefined) session.cookieSentStored();
+    const request: WriteRequest = {
+      create: session.fresh ? { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag } : undefined,
+      createdAt: session.meta.createdAt,
+      changes,
+      fields: fields.size > 0 ? fields : undefined,
+      deleteFields: deleteFields.length > 0 ? deleteFields : undefined,
+      refreshTtl,
+      lifespanMs: shortLived ? this.#emptyLifespanMs : undefined,
+    };
+    return { request, empty, flashes, holdsSomething, shortLived, cookieSentAt };
+  }
+
+  /** `session` now holds in memory what `pending` wrote to the store. */
+  #stored(session: Session, pending: PendingWrite, began: number): void {
+    if (pending.request.refreshTtl !== false || session.fresh) session.markTtlRefreshed();
+    if (session.fresh || pending.holdsSomething) session.markShortLived(pending.shortLived);
+    if (pending.cookieSentAt !== undefined) session.cookieSentStored();
     session.markStored();
-    session.data.commit(changes);
+    session.data.commit(pending.request.changes);
     session.userStored();
     session.deviceFieldsStored();
-    if (flashes !== undefined) session.flashes.commit(flashes);
+    if (pending.flashes !== undefined) session.flashes.commit(pending.flashes);
     this.#observer.persisted(performance.now() - began);
   }
 
@@ -240,48 +269,56 @@ export class SessionManager {
   /**
    * Login: moves the session to a new id (the old key is gone in the same atomic step, data
    * carried over), optionally binds a user, and sets the new cookie. Open sockets follow.
+   * All or nothing: if it fails, the request's cookie still names the old session, intact.
    * @example await sessions.regenerate(request, { userId: 'alice' });
    */
   async regenerate(request: SessionRequest, options: { userId?: string } = {}): Promise<Session> {
     const session = await this.start(request);
     const state = this.#state(request);
     const previous = { id: session.id, userId: session.meta.userId, stored: !session.fresh };
-    const id = session.fresh ? newSessionId() : this.#store.successorId(session.id);
-    // Sockets hear of the new id only once the user is bound and the data written (announced
-    // below): told with the rename itself, they would first show the session still anonymous.
-    let renamed = false;
-    if (!session.fresh) {
-      renamed = await this.#store.rename(session.id, id, session.meta.createdAt, { announce: false });
-      if (renamed) session.markTtlRefreshed();
-      // Ended meanwhile (logout elsewhere, expiry): what this request holds becomes a new session.
-      else session.markFresh();
-    }
-    session.changeId(id);
-    if (options.userId !== undefined) {
-      session.bindUser(options.userId);
-      session.setDeviceFields(loginDeviceFields(request)); // written by the login's own persist below
+    const userId = options.userId ?? session.meta.userId;
+    // The login's device (User-Agent, IP, handle) rides the login's own commit below.
+    if (options.userId !== undefined) session.setDeviceFields(loginDeviceFields(request));
+    // The renamed session's cookie is sent now: its Max-Age counts from here (m:k).
+    if (!session.fresh) session.cookieSent(Date.now());
+    // At most twice: a session that ended meanwhile (logout elsewhere, expiry) is stored anew.
+    for (;;) {
+      const from = session.fresh ? undefined : session.id;
+      const id = from === undefined ? newSessionId() : this.#store.successorId(from);
+      // The index first (on a cluster it lives in another slot than the session): an entry whose
+      // session never came is pruned by listings, while a session bound to a user but missing
+      // from the index would survive "log out everywhere".
+      if (userId !== null) await this.#users.add(userId, id, session.meta.createdAt);
+      // A session stored anew carries its user over explicitly (a rename carries the stored one).
+      const pending = this.#pending(session, session.fresh ? userId ?? undefined : options.userId);
+      const began = performance.now();
+      let committed = true;
+      try {
+        // The commit point: the data, the user and the new id land in one atomic function (that
+        // also tells every node), so a failure before or in it leaves the old session as it was.
+        if (from === undefined) await this.#store.write(id, pending.request);
+        else committed = await this.#store.rename(from, id, pending.request);
+      } catch (error) {
+        this.#observer.persistFailed(error);
+        throw error;
+      }
+      if (!committed) {
+        session.markFresh();
+        continue;
+      }
+      session.changeId(id);
+      if (options.userId !== undefined) session.bindUser(options.userId);
+      this.#stored(session, pending, began);
+      break;
     }
     state.cookie = 'set';
-    if (!session.fresh) session.cookieSent(Date.now());
-    try {
-      // The index first: a session bound to a user but missing from the index would survive
-      // "log out everywhere"; an index entry without its session is only pruned later.
-      const userId = session.meta.userId;
-      await Promise.all([
-        previous.userId !== null && previous.stored ? this.#users.remove(previous.userId, previous.id) : undefined,
-        userId !== null ? this.#users.add(userId, id, session.meta.createdAt) : undefined,
-      ]);
-      await this.persist(session);
-      this.#devicesChanged(previous.userId, userId);
-    } finally {
-      // Even if the writes failed: the key did move, and the sockets must follow it. If Redis
-      // cannot be told, the login stands: the expiry sweep closes sockets left on the old id.
-      if (renamed) {
-        await this.#store.announceRename(previous.id, id).catch((error: unknown) => {
-          this.#logger.warn({ user: session.user, err: error }, 'could not tell the nodes about a login; its sockets will be closed');
-        });
-      }
+    if (previous.userId !== null && previous.stored) {
+      // The old id no longer exists: an entry left by a failure here is pruned by listings.
+      await this.#users.remove(previous.userId, previous.id).catch((error: unknown) => {
+        this.#logger.warn({ user: session.user, err: error }, 'could not remove the pre-login session from its user index; listings prune it');
+      });
     }
+    this.#devicesChanged(previous.userId, session.meta.userId);
     return session;
   }
 

@@ -8,7 +8,8 @@ import type { KeepsakeConfig } from '../config/schema.js';
 import { SessionGoneError, SessionTooLargeError } from '../errors.js';
 import { keySlot } from '../redis/cluster-slot.js';
 import { hgetallRaw, type RedisClient } from '../redis/redis-client-factory.js';
-import { FIELD, FUNCTION, LARGE_SESSION_BYTES, LOAD_LARGE, WRITE_CONFLICT, WRITE_GONE, WRITE_OK, WRITE_TOO_LARGE, writeHeader } from '../redis/redis-functions.js';
+import { OperationIds } from '../redis/operation-id.js';
+import { FIELD, FUNCTION, LARGE_SESSION_BYTES, LOAD_LARGE, WRITE_CONFLICT, WRITE_GONE, WRITE_OK, WRITE_REPEATED, WRITE_TOO_LARGE, writeHeader } from '../redis/redis-functions.js';
 import type { RedisPool } from '../redis/redis-pool.js';
 import type { RedisPools } from '../redis/redis-pools.js';
 import { DEVICE_FIELD } from './device-info.js';
@@ -85,6 +86,15 @@ export function decodeNotice(text: string): SessionNotice | null {
  */
 export const COOKIE_SENT_FIELD = 'm:k';
 
+type WriteReply = [number, Buffer | null | number | undefined];
+
+/** A write's arguments as sent, and its operation id (the version it gives the session). */
+interface PreparedWrite {
+  readonly args: (string | Buffer)[];
+  readonly firstDelete: number;
+  readonly opId: string;
+}
+
 type FcallBuffer = (name: string, numkeys: number, ...args: (string | Buffer | number)[]) => Promise<unknown>;
 
 export class SessionStore {
@@ -98,6 +108,7 @@ export class SessionStore {
   /** The pub/sub channel every app node listens on for change notices. */
   readonly channel: string;
   readonly #cache = new SessionCache();
+  readonly #ops = new OperationIds();
 
   constructor({ config, redisPools }: { config: KeepsakeConfig; redisPools: RedisPools }) {
     this.#pool = redisPools.get(config.session.redis_connection_pool);
@@ -157,7 +168,7 @@ export class SessionStore {
       return parseHash(reply as Buffer[]);
     }
     const [, version, created, anon, user] = reply as [number, Buffer | null, Buffer | null, Buffer | null, Buffer | null];
-    const copy = version === null ? undefined : this.#cache.take(id, Number(version));
+    const copy = version === null ? undefined : this.#cache.take(id, version.toString());
     if (copy !== undefined && created !== null) return { data: new Map(copy.data), flash: new Map(copy.flash), meta: meta(created, anon, user) };
     const hash = await this.#pool.run((client) => hgetallRaw(client, key));
     const stored = parseHash(hash);
@@ -204,11 +215,19 @@ export class SessionStore {
   /**
    * Writes changed fields, deletes removed ones and refreshes the TTL in one atomic FCALL, and
    * tells every node. Without `create`, nothing is written if the session no longer exists.
+   * Exactly once: a re-send of the command after a lost reply is recognised by its operation id.
    * @throws SessionGoneError, SessionTooLargeError, SessionStoreUnavailableError
    */
   async write(id: string, request: WriteRequest): Promise<WriteOutcome> {
     // The function derives the notice channel and text from the key: prefix + id of ID_LENGTH.
     if (id.length !== ID_LENGTH) throw new Error(`not a session id: ${id.length} characters`);
+    const write = this.#writeArgs(request);
+    const reply = (await this.#fcall(FUNCTION.write, this.key(id), write.args, true)) as WriteReply;
+    return this.#written(id, id, request, write, reply, FUNCTION.write);
+  }
+
+  /** The arguments of the write function for `request`, and its operation id. */
+  #writeArgs(request: WriteRequest): PreparedWrite {
     const { changes, create, compare } = request;
     const args: (string | Buffer)[] = [''];
     if (compare) args.push(FIELD.data + compare.key, compare.expected ? sha1(compare.expected) : '');
@@ -220,6 +239,7 @@ export class SessionStore {
     if (request.deleteFields) for (const field of request.deleteFields) args.push(field);
     const lifespanMs = this.ttlMs(request.createdAt ?? create?.createdAt);
     const ttlMs = request.lifespanMs !== undefined && request.lifespanMs < Number(lifespanMs) ? String(Math.max(1, request.lifespanMs)) : lifespanMs;
+    const opId = this.#ops.next();
     args[0] = writeHeader({
       maxBytes: this.#maxBytes,
       ttlMs: create || request.refreshTtl !== false || ttlMs !== this.#ttlMs ? ttlMs : undefined,
@@ -227,12 +247,23 @@ export class SessionStore {
       clear: changes.cleared,
       compare: compare !== undefined,
       deletes: args.length - firstDelete,
+      opId,
     });
-    const reply = (await this.#fcall(FUNCTION.write, this.key(id), args, true)) as [number, Buffer | null | number | undefined];
+    return { args, firstDelete, opId };
+  }
+
+  /** What a write (or rename) reply means; this node's copy of session `id`, now `to`, follows. */
+  #written(id: string, to: string, request: WriteRequest, write: PreparedWrite, reply: WriteReply, name: string): WriteOutcome {
     switch (reply[0]) {
-      case WRITE_OK:
-        if (typeof reply[1] === 'number') this.#cache.written(id, reply[1], (copy) => applyWrite(copy, args, firstDelete, changes.cleared, compare ? 3 : 1));
-        else this.#cache.drop(id);
+      case WRITE_OK: {
+        const { args, firstDelete, opId } = write;
+        const previous = Buffer.isBuffer(reply[1]) ? reply[1].toString() : undefined;
+        this.#cache.written(id, previous, opId, (copy) => applyWrite(copy, args, firstDelete, request.changes.cleared, request.compare ? 3 : 1));
+        return { ok: true };
+      }
+      case WRITE_REPEATED:
+        // Applied by the first send, whose reply was lost: this node's copy missed the change.
+        this.#cache.drop(to);
         return { ok: true };
       case WRITE_CONFLICT:
         return { ok: false, current: Buffer.isBuffer(reply[1]) ? reply[1] : undefined };
@@ -241,7 +272,7 @@ export class SessionStore {
       case WRITE_TOO_LARGE:
         throw new SessionTooLargeError(Number(reply[1]), Number(this.#maxBytes));
       default:
-        throw new Error(`unexpected reply from ${FUNCTION.write}: ${String(reply[0])}`);
+        throw new Error(`unexpected reply from ${name}: ${String(reply[0])}`);
     }
   }
 
@@ -254,20 +285,22 @@ export class SessionStore {
   }
 
   /**
-   * Moves session `id` to `to` atomically (login; `to` from successorId). False if `id` no longer
-   * exists. With `announce: false` no node is told yet: the caller calls announceRename once the
-   * login's other writes are in, so sockets never show the session half logged in.
+   * Login's commit point: writes `request` (the pending changes and the user binding) to session
+   * `id`, moves it to `to` (from successorId) and tells every node, all in one atomic FCALL, exactly
+   * once. False, with nothing written, if `id` no longer exists.
+   * @throws SessionTooLargeError, SessionStoreUnavailableError (then nothing or everything happened)
    */
-  async rename(id: string, to: string, createdAt?: number, { announce = true }: { announce?: boolean } = {}): Promise<boolean> {
+  async rename(id: string, to: string, request: Omit<WriteRequest, 'create' | 'compare'>): Promise<boolean> {
+    const write = this.#writeArgs({ ...request, refreshTtl: true });
     this.#cache.drop(id);
-    const notice = announce ? encodeNotice({ kind: 'renamed', id, to }) : '';
-    return (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], [this.ttlMs(createdAt), announce ? this.channel : '', notice], true)) === 1;
-  }
-
-  /** Tells every node that session `id` is now `to` (after a rename with `announce: false`). */
-  async announceRename(id: string, to: string): Promise<void> {
-    const notice = encodeNotice({ kind: 'renamed', id, to });
-    await this.#pool.run((client) => client.publish(this.channel, notice));
+    const reply = (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], write.args, true)) as WriteReply;
+    try {
+      this.#written(id, to, request, write, reply, FUNCTION.rename);
+    } catch (error) {
+      if (error instanceof SessionGoneError) return false;
+      throw error;
+    }
+    return true;
   }
 
   /** Deletes session `id` and tells every node (logout). True if it existed. */
@@ -332,9 +365,13 @@ function dataBytes(stored: StoredSession): number {
   return bytes;
 }
 
-/** The `m:v` of an HGETALL reply, if it has one. */
-function versionOf(hash: Buffer[]): number | undefined {
-  for (let i = 0; i < hash.length; i += 2) if (hash[i]!.equals(VERSION_FIELD)) return Number(hash[i + 1]!.toString());
+/** The version (newest operation id in `m:v`, `c;b;a;`) of an HGETALL reply, if it has one. */
+function versionOf(hash: Buffer[]): string | undefined {
+  for (let i = 0; i < hash.length; i += 2) {
+    if (!hash[i]!.equals(VERSION_FIELD)) continue;
+    const ops = hash[i + 1]!;
+    return ops.toString('latin1', 0, ops.indexOf(';')) || undefined;
+  }
   return undefined;
 }
 

@@ -83,10 +83,11 @@ describe('start → modify → persist', () => {
     assert.match(cookie!, /^dmsession=[^;]+; Max-Age=86400; Path=\/; HttpOnly; SameSite=Lax$/);
     const id = client.sessionId()!;
     assert.equal(decodeURIComponent(client.cookies.get('dmsession')!), sign(id, SECRET));
-    // The cookie always names a session the store knows: metadata only, with its TTL (an empty
-    // session's: empty_session_lifespan, 600 s by default, until its first data).
+    // The cookie always names a session the store knows: metadata only (and the id of the write
+    // that made it, m:v), with its TTL (an empty session's: empty_session_lifespan, 600 s by
+    // default, until its first data).
     const key = `${app.prefix}${id}`;
-    assert.deepEqual((await inspect.hkeys(key)).sort(), ['m:a', 'm:c']);
+    assert.deepEqual((await inspect.hkeys(key)).sort(), ['m:a', 'm:c', 'm:v']);
     const ttl = await inspect.pttl(key);
     assert.ok(ttl > 590_000 && ttl <= 600_000, `TTL ${ttl}`);
   });
