@@ -3,6 +3,7 @@
  * send and close.
  */
 import type { WebSocket } from 'ws';
+import { WebSocketCloseError } from '../errors.js';
 import type { ReadOnlySession } from './read-only-session.js';
 import type { WebSocketController } from './websocket-controller.js';
 
@@ -10,6 +11,26 @@ import type { WebSocketController } from './websocket-controller.js';
 export const CLOSE_SESSION_ENDED = 4401;
 /** Close code when the server shuts down (RFC 6455 "going away"). */
 export const CLOSE_GOING_AWAY = 1001;
+
+/** Longest close reason: a close frame's payload is at most 125 bytes, two of them the code (RFC 6455 5.5). */
+export const MAX_CLOSE_REASON_BYTES = 123;
+
+/**
+ * Throws WebSocketCloseError unless `code` and `reason` can go in a close frame: the codes ws
+ * accepts (RFC 6455 7.4: 1000–1003, 1007–1014, 3000–4999) and a reason of at most 123 UTF-8
+ * bytes. ws itself throws a plain error from close(), which inside a notice handler would be an
+ * uncaught exception on every node.
+ */
+export function checkClose(code: unknown, reason: unknown): void {
+  const valid =
+    typeof code === 'number' && Number.isInteger(code) && ((code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999));
+  if (!valid) throw new WebSocketCloseError(`WebSocket close code ${String(code).slice(0, 40)} is not allowed; expected 1000–1003, 1007–1014 or 3000–4999 (4401: session ended)`);
+  if (typeof reason !== 'string') throw new WebSocketCloseError(`WebSocket close reason must be a string (got ${typeof reason})`);
+  const bytes = Buffer.byteLength(reason);
+  if (bytes > MAX_CLOSE_REASON_BYTES) {
+    throw new WebSocketCloseError(`WebSocket close reason ${JSON.stringify(reason.slice(0, 40))}… has ${bytes} UTF-8 bytes, at most ${MAX_CLOSE_REASON_BYTES} allowed`);
+  }
+}
 
 // ws's readyState values (no runtime import of ws: it comes with @fastify/websocket).
 export const OPEN = 1;
@@ -62,8 +83,12 @@ export class Connection {
     return true;
   }
 
-  /** Starts the closing handshake with `code` (1000 or 3000–4999) and a short `reason`. */
+  /**
+   * Starts the closing handshake with `code` (1000 or 3000–4999) and a short `reason`.
+   * @throws WebSocketCloseError for a code or reason a close frame cannot carry (see checkClose).
+   */
   close(code = 1000, reason = ''): void {
+    checkClose(code, reason);
     if (this.socket.readyState === CLOSING || this.socket.readyState === CLOSED) return;
     this.socket.close(code, reason);
   }

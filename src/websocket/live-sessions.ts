@@ -12,6 +12,7 @@
 import { debuglog } from 'node:util';
 import type { WebSocket } from 'ws';
 import type { KeepsakeConfig } from '../config/schema.js';
+import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import type { CookieCodec } from '../session/cookie-codec.js';
 import { newAnonymousTag } from '../session/session-id.js';
 import type { SessionManager } from '../session/session-manager.js';
@@ -47,6 +48,7 @@ export interface LiveSessionsDeps {
   valueCodec: ValueCodec;
   connectionRegistry: ConnectionRegistry;
   sessionNotices: SessionNotices;
+  logger?: KeepsakeLogger;
 }
 
 type Hook = 'onOpen' | 'onMessage' | 'onClose' | 'onError' | 'onSessionChange';
@@ -69,6 +71,7 @@ export class LiveSessions implements NoticeListener {
   readonly #codec: ValueCodec;
   readonly #registry: ConnectionRegistry;
   readonly #notices: SessionNotices;
+  readonly #logger: KeepsakeLogger;
   /** Notices for sessions whose handshake is under way, so none is lost before the socket is registered. */
   readonly #pending = new Map<string, PendingNotices>();
   /** The hooks still running per connection (only while one is async): hooks run one at a time, in order. */
@@ -86,6 +89,7 @@ export class LiveSessions implements NoticeListener {
     this.#codec = deps.valueCodec;
     this.#registry = deps.connectionRegistry;
     this.#notices = deps.sessionNotices;
+    this.#logger = deps.logger ?? consoleLogger;
     this.#notices.listen(this);
     this.#expiry = new ExpirySweep({
       store: this.#sessions.store,
@@ -242,9 +246,12 @@ export class LiveSessions implements NoticeListener {
       return;
     }
     entry.refreshing = true;
-    void this.#reread(entry).finally(() => {
-      entry.refreshing = false;
-    });
+    // A rejection here would be unhandled, and Node exits on those: log it instead.
+    this.#reread(entry)
+      .catch((error: unknown) => this.#logger.error({ session: entry.id.slice(0, 8), err: error }, 'could not show a session change to its sockets'))
+      .finally(() => {
+        entry.refreshing = false;
+      });
   }
 
   async #reread(entry: SessionSockets): Promise<void> {
