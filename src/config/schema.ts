@@ -100,6 +100,19 @@ export const sessionSchema = z
         ctx.addIssue({ code: 'custom', path: ['secrets'], message: `secrets[${index}] is the built-in development secret, refused when NODE_ENV=production; set SESSION_SECRETS` });
       }
     });
+    // Cookie name prefixes (RFC 6265bis 4.1.3): browsers refuse such a cookie without these
+    // attributes, so a wrong combination would be a session that never sticks.
+    const name = session.cookie_name.toLowerCase();
+    if (name.startsWith('__host-')) {
+      const wrong = [
+        session.cookie_secure !== true && `cookie_secure = true (got ${String(session.cookie_secure)})`,
+        session.cookie_path !== '/' && `cookie_path = / (got '${session.cookie_path}')`,
+        session.cookie_domain !== undefined && `no cookie_domain (got '${session.cookie_domain}')`,
+      ].filter(Boolean);
+      if (wrong.length > 0) ctx.addIssue({ code: 'custom', path: ['cookie_name'], message: `'${session.cookie_name}' has the __Host- prefix, which requires ${wrong.join(', ')}` });
+    } else if (name.startsWith('__secure-') && session.cookie_secure !== true) {
+      ctx.addIssue({ code: 'custom', path: ['cookie_name'], message: `'${session.cookie_name}' has the __Secure- prefix, which requires cookie_secure = true (got ${String(session.cookie_secure)})` });
+    }
     if (session.cookie_same_site === 'none' && session.cookie_secure !== true) {
       ctx.addIssue({ code: 'custom', path: ['cookie_same_site'], message: 'none requires cookie_secure = true (browsers drop SameSite=None cookies without Secure)' });
     }
