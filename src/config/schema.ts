@@ -66,6 +66,13 @@ export const serverSchema = z.strictObject({
   ws_allowed_origins: defaulted(list, ['http://127.0.0.1:3000', 'http://localhost:3000']),
   /** Largest WebSocket message accepted; a larger one closes the socket with 1009. @default 65536 */
   ws_max_message_bytes: defaulted(int(1, 16 * 1024 * 1024), 65536),
+  /**
+   * Most bytes a socket may have waiting to be sent (a client that stops reading while its session
+   * keeps changing); past it the socket is closed with 1013, so memory stays bounded. @default 1048576
+   */
+  ws_max_buffered_bytes: defaulted(int(1024, 1024 * 1024 * 1024), 1048576),
+  /** Most open sockets one session may have on one node; one more is closed at once with 1008. @default 32 */
+  ws_max_sockets_per_session: defaulted(int(1, 100000), 32),
   /** Time graceful shutdown may take before sockets and pools are cut. @default 4000 */
   shutdown_timeout_ms: defaulted(int(100, 60000), 4000),
 });

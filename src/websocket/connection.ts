@@ -11,6 +11,10 @@ import type { WebSocketController } from './websocket-controller.js';
 export const CLOSE_SESSION_ENDED = 4401;
 /** Close code when the server shuts down (RFC 6455 "going away"). */
 export const CLOSE_GOING_AWAY = 1001;
+/** Close code for one socket more than `ws_max_sockets_per_session` (RFC 6455 "policy violation"). */
+export const CLOSE_TOO_MANY_SOCKETS = 1008;
+/** Close code for a client that stopped reading: `ws_max_buffered_bytes` wait to be sent ("try again later"). */
+export const CLOSE_TOO_SLOW = 1013;
 
 /** Longest close reason: a close frame's payload is at most 125 bytes, two of them the code (RFC 6455 5.5). */
 export const MAX_CLOSE_REASON_BYTES = 123;
@@ -56,8 +60,12 @@ export class Connection {
   /** @internal */
   readonly controller: WebSocketController;
 
-  constructor(socket: WebSocket, session: ReadOnlySession, controller: WebSocketController) {
+  /** Bytes that may wait to be sent before the socket is closed with 1013. */
+  readonly #maxBufferedBytes: number;
+
+  constructor(socket: WebSocket, session: ReadOnlySession, controller: WebSocketController, maxBufferedBytes = Infinity) {
     this.socket = socket;
+    this.#maxBufferedBytes = maxBufferedBytes;
     this.session = session;
     this.controller = controller;
   }
@@ -74,12 +82,15 @@ export class Connection {
 
   /**
    * Sends `value`: a string as a text frame, a Buffer or typed array as a binary frame, anything
-   * else as JSON text. Dropped (returns false) once the socket is closing.
+   * else as JSON text. Dropped (returns false) once the socket is closing. A client that stops
+   * reading would make what waits to be sent grow without bound: once more than
+   * `server.ws_max_buffered_bytes` wait, the socket is closed with 1013 and later sends are dropped.
    */
   send(value: unknown): boolean {
     if (!this.open) return false;
     if (typeof value === 'string' || Buffer.isBuffer(value) || value instanceof Uint8Array) this.socket.send(value);
     else this.socket.send(JSON.stringify(value));
+    if (this.socket.bufferedAmount > this.#maxBufferedBytes) this.close(CLOSE_TOO_SLOW, 'client too slow: send buffer full');
     return true;
   }
 

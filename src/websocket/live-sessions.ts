@@ -19,7 +19,7 @@ import type { SessionManager } from '../session/session-manager.js';
 import type { SessionNotice } from '../session/session-store.js';
 import type { Session } from '../session/session.js';
 import type { ValueCodec } from '../session/value-codec.js';
-import { CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, CLOSED, Connection } from './connection.js';
+import { CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, CLOSE_TOO_MANY_SOCKETS, CLOSED, Connection } from './connection.js';
 import type { ConnectionRegistry, SessionSockets } from './connection-registry.js';
 import { ExpirySweep, sweepPeriodMs } from './expiry-sweep.js';
 import { emptyReadOnlySession, readOnlySession } from './read-only-session.js';
@@ -143,15 +143,25 @@ export class LiveSessions implements NoticeListener {
   /** After the upgrade: registers the socket, wires its events and calls `onOpen`. */
   open(socket: WebSocket, handshake: Handshake, controller: WebSocketController): Connection {
     const session = handshake.session;
+    const { ws_max_buffered_bytes: maxBuffered, ws_max_sockets_per_session: maxSockets } = this.config.server;
     let entry: SessionSockets | null = null;
     let connection: Connection;
     if (session !== null) {
       entry = this.#registry.attach(session.id, session.user, () => readOnlySession(session));
-      connection = new Connection(socket, entry.handles[0]!.view, controller);
+      connection = new Connection(socket, entry.handles[0]!.view, controller, maxBuffered);
+      if (entry.connections.size >= maxSockets) {
+        // One socket more than a session may have here: refused before the controller sees it,
+        // so a script opening sockets in a loop cannot grow the node's memory.
+        handshake.release();
+        trace('session has %d sockets here (server.ws_max_sockets_per_session): one more refused', entry.connections.size);
+        socket.on('error', (error: Error) => trace('refused websocket: %s', error.message)); // an unheard 'error' would throw
+        connection.close(CLOSE_TOO_MANY_SOCKETS, 'too many sockets for this session');
+        return connection;
+      }
       this.#expiry.start();
     } else {
       // No session: an empty view, and a user unique to this connection.
-      connection = new Connection(socket, emptyReadOnlySession(`anon-${newAnonymousTag()}`).view, controller);
+      connection = new Connection(socket, emptyReadOnlySession(`anon-${newAnonymousTag()}`).view, controller, maxBuffered);
     }
     this.#registry.add(connection, entry);
     socket.on('message', (data: Buffer, isBinary: boolean) => {

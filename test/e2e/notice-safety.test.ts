@@ -5,14 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import { createKeepsakeContainer, sessionPlugin, websocketPlugin, type Connection, type KeepsakeContainer, type WebSocketController } from '../../src/index.js';
+import type { Connection, WebSocketController } from '../../src/index.js';
 import { testConfig, testPrefix } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
 import { dropPrefix } from '../support/session-helpers.js';
 import { WsClient } from '../support/ws-client.js';
+import { startWsNode, type WsNode } from '../support/ws-node.js';
 
 /** Shows the session's name on open and on every change. */
 class NameSocket implements WebSocketController {
@@ -24,37 +23,16 @@ class NameSocket implements WebSocketController {
   }
 }
 
-interface Node {
-  app: FastifyInstance;
-  container: KeepsakeContainer;
-  url: string;
-}
-
 const prefix = testPrefix('notice-safety');
-const nodes: Node[] = [];
+const nodes: WsNode[] = [];
 const sockets: WsClient[] = [];
 let redis: Redis;
 const uncaught: unknown[] = [];
 const record = (error: unknown) => void uncaught.push(error);
+const quiet = { debug() {}, warn() {}, error() {} };
 
-async function startNode(): Promise<Node> {
-  const container = createKeepsakeContainer(testConfig({ session: { key_prefix: prefix } }), { logger: { debug() {}, warn() {}, error() {} } });
-  const { sessionManager, liveSessions } = container.cradle;
-  const app = Fastify();
-  app.addHook('onClose', async () => container.dispose());
-  await app.register(sessionPlugin, { sessionManager });
-  await app.register(websocketPlugin, { liveSessions });
-  app.webSocketRoute('/live', new NameSocket());
-  app.post<{ Body: { name: string } }>('/name', async (request) => {
-    (await sessionManager.start(request)).data.put('name' as never, request.body.name as never);
-    return { ok: true };
-  });
-  app.post<{ Body: { username: string } }>('/login', async (request) => {
-    await sessionManager.regenerate(request, { userId: request.body.username });
-    return { ok: true };
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const node = { app, container, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` };
+async function startNode(): Promise<WsNode> {
+  const node = await startWsNode(testConfig({ session: { key_prefix: prefix } }), new NameSocket(), quiet);
   nodes.push(node);
   return node;
 }

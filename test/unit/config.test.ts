@@ -28,6 +28,8 @@ test('every key of DEMO-APP.md has its default when absent', () => {
     port: 3000,
     ws_allowed_origins: ['http://127.0.0.1:3000', 'http://localhost:3000'],
     ws_max_message_bytes: 65536,
+    ws_max_buffered_bytes: 1048576,
+    ws_max_sockets_per_session: 32,
     shutdown_timeout_ms: 4000,
   });
   assert.equal(config.session.cookie_name, 'dmsession');
