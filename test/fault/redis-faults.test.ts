@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { startApp, type TestApp } from '../support/app-server.js';
 import { Client, type Reply } from '../support/http-client.js';
-import { RedisServer, redisCommand, sleep } from '../support/redis-server.js';
+import { RedisServer, redisCommand, sleep, untilBusy } from '../support/redis-server.js';
 import { eventually } from '../support/session-helpers.js';
 import { WsClient } from '../support/ws-client.js';
 
@@ -243,7 +243,7 @@ test('DEBUG SLEEP with pool max 1: 503 within the bound, no hang, then OK', asyn
   for (const client of clients) assert.equal((await client.put('/api/name', { name: 'before' })).status, 200);
 
   const sleeping = redisCommand(server.port, ['DEBUG', 'SLEEP', '4'], { timeoutMs: 10_000 });
-  await sleep(100); // the sleep has begun
+  await untilBusy(server.port); // the sleep has begun
 
   const replies = await timed(() =>
     Promise.all([

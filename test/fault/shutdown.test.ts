@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { startApp, testPrefix } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
-import { RedisServer, redisCommand, sleep } from '../support/redis-server.js';
+import { RedisServer, redisCommand, sleep, untilBusy } from '../support/redis-server.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const BIN = join(ROOT, 'bin/keepsake.js');
@@ -115,7 +115,7 @@ test('SIGTERM with slow requests and open WebSockets: replies complete and persi
 
   // Make every request slow: Redis stalls, so they wait inside the app for their load and persist.
   const sleeping = redisCommand(redis.port, ['DEBUG', 'SLEEP', '2.5'], { timeoutMs: 10_000 });
-  await sleep(100);
+  await untilBusy(redis.port);
   let settled = 0;
   const inFlight = clients.map((client, i) => client.put('/api/name', { name: `during-${i}` }).finally(() => settled++));
   await sleep(300); // the requests have reached the server
