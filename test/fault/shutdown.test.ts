@@ -119,7 +119,9 @@ test('SIGTERM with slow requests and open WebSockets: replies complete and persi
   await untilBusy(redis.port);
   let settled = 0;
   const inFlight = clients.map((client, i) => client.put('/api/name', { name: `during-${i}` }).finally(() => settled++));
-  await sleep(300); // the requests have reached the server
+  // The requests have reached the server: fastify logs each one as it comes in (LOG_LEVEL info).
+  const incoming = () => served.stderr().split('\n').filter((line) => line.includes('"incoming request"') && line.includes('"PUT"')).length;
+  await eventually('the slow requests reached the server', 5000, async () => incoming() >= clients.length * 2, 20);
 
   const signalled = Date.now();
   served.child.kill('SIGTERM');
@@ -185,7 +187,9 @@ test('persist = after_response: app.close() waits for the persists still running
   t.after(() => (closed ? undefined : app.close()));
   const client = new Client(app.url);
   assert.equal((await client.put('/api/name', { name: 'first' })).status, 200);
-  await sleep(100);
+  // Its persist runs after the reply (after_response): wait until it is stored.
+  const inspect = redis.client();
+  await eventually('the first persist is stored', 5000, async () => (await inspect.hexists(`${app.prefix}${client.sessionId()}`, 'd:name')) === 1, 10);
 
   // Writes stall (reads go on): the reply leaves, its persist waits in Redis.
   await redis.process.command(['CLIENT', 'PAUSE', '1000', 'WRITE']);
