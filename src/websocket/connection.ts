@@ -95,7 +95,8 @@ export class Connection {
   }
 
   /**
-   * Starts the closing handshake with `code` (1000 or 3000–4999) and a short `reason`.
+   * Starts the closing handshake with `code` (1000–1003, 1007–1014 or 3000–4999) and a `reason`
+   * of at most 123 UTF-8 bytes.
    * @throws WebSocketCloseError for a code or reason a close frame cannot carry (see checkClose).
    */
   close(code = 1000, reason = ''): void {
