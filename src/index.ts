@@ -25,7 +25,7 @@ export { registerErrorReplies, errorBody, toKeepsakeError, type ErrorBody } from
 export { registerZodValidation } from './http/zod-validation.js';
 export { default as websocketPlugin, type WebSocketPluginOptions } from './websocket/websocket-plugin.js';
 export type { WebSocketController } from './websocket/websocket-controller.js';
-export { Connection, CLOSE_SESSION_ENDED, CLOSE_GOING_AWAY } from './websocket/connection.js';
+export { Connection, CLOSE_SESSION_ENDED, CLOSE_GOING_AWAY, CLOSE_TOO_MANY_SOCKETS, CLOSE_TOO_SLOW } from './websocket/connection.js';
 export { readOnlyCopy, type ReadOnlySession, type ReadOnlySessionData, type DeepReadonly } from './websocket/read-only-session.js';
 export { ConnectionRegistry } from './websocket/connection-registry.js';
 export { LiveSessions } from './websocket/live-sessions.js';

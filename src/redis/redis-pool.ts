@@ -55,6 +55,8 @@ export class RedisPool {
   #hot: RedisClient | null = null;
   #hotSince = 0;
   #closing = false;
+  /** Why the last connect failed (cleared by a success): the detail behind an acquire timeout, for the log. */
+  #lastConnectError: unknown = null;
   /** A Cluster batches per node with ioredis auto-pipelining; other connections share writes by cork. */
   readonly #cluster: boolean;
 
@@ -143,9 +145,11 @@ export class RedisPool {
     try {
       return await this.#pool.acquire();
     } catch (error) {
+      const connectError = this.#lastConnectError;
+      const why = connectError === null ? '' : `; the last connection attempt: Redis ${describeFault(connectError)}`;
       throw new SessionStoreUnavailableError(
-        `Redis pool '${this.name}' had no usable connection within ${this.config.acquire_timeout_ms} ms (redis_connection_pool.${this.name}.acquire_timeout_ms)`,
-        { cause: error },
+        `Redis pool '${this.name}' had no usable connection within ${this.config.acquire_timeout_ms} ms (redis_connection_pool.${this.name}.acquire_timeout_ms)${why}`,
+        { cause: connectError ?? error },
       );
     }
   }
@@ -179,7 +183,11 @@ export class RedisPool {
     }
   }
 
-  /** Wraps a Redis fault in the typed error requests answer 503 with (keeps typed errors as they are). */
+  /**
+   * Wraps a Redis fault in the typed error requests answer 503 with (keeps typed errors as they
+   * are). The message is keepsake's own: Redis's text (addresses, WRONGPASS, OOM…) goes to the
+   * reply's client otherwise; it stays in `cause`, which the log shows.
+   */
   unavailable(error: unknown): Error {
     if (error instanceof SessionStoreUnavailableError) return error;
     const message = (error as Error)?.message ?? String(error);
@@ -187,7 +195,7 @@ export class RedisPool {
       ? `did not answer within ${this.config.command_timeout_ms} ms (redis_connection_pool.${this.name}.command_timeout_ms)`
       : /maxRetriesPerRequest/.test(message)
         ? 'lost its connection and did not get it back in time'
-        : `failed: ${message}`;
+        : describeFault(error);
     return new SessionStoreUnavailableError(`Redis (pool '${this.name}') ${reason}`, { cause: error });
   }
 
@@ -267,8 +275,14 @@ export class RedisPool {
 
   async #connect(): Promise<RedisClient> {
     const client = createRedisClient(this.config, this.name);
-    // Silence the default "Unhandled error event" log; failures surface through commands.
-    client.on('error', (error: Error) => trace('pool %s: %s', this.name, error.message));
+    // Silence the default "Unhandled error event" log; failures surface through commands. The
+    // event has the real cause of a failed connect (ECONNREFUSED, WRONGPASS); connect() rejects
+    // with "Connection is closed" or a timeout.
+    let connectError: unknown = null;
+    client.on('error', (error: Error) => {
+      connectError ??= error;
+      trace('pool %s: %s', this.name, error.message);
+    });
     try {
       await withTimeout(client.connect(), this.config.connect_timeout_ms, 'connect');
       // Not fatal: a Redis out of memory refuses FUNCTION LOAD but still serves reads; a missing
@@ -277,9 +291,11 @@ export class RedisPool {
       // A Redis that restarted has lost the library: load it again before queued commands run.
       client.on('ready', () => void loadLibrary(client).catch((error: Error) => trace('function load: %s', error.message)));
       trace('pool %s: connection created', this.name);
+      this.#lastConnectError = null;
       this.#lastUsed.set(client, Date.now());
       return client;
     } catch (error) {
+      this.#lastConnectError = connectError ?? error;
       client.disconnect();
       await new Promise((resolve) => setTimeout(resolve, CREATE_FAILURE_PAUSE_MS));
       throw error;
@@ -297,6 +313,26 @@ export class RedisPool {
     }
     setTimeout(() => client.disconnect(), this.config.command_timeout_ms + 50).unref();
   }
+}
+
+/**
+ * What went wrong, in keepsake's words: never Redis's text, which may name hosts, users or
+ * memory figures (the error itself is kept as `cause` for the log).
+ */
+export function describeFault(error: unknown): string {
+  const code = (error as { code?: unknown })?.code;
+  const message = (error as Error)?.message ?? String(error);
+  if (/^(WRONGPASS|NOAUTH|NOPERM)\b/.test(message) || /invalid (username-)?password/i.test(message)) {
+    return 'refused keepsake\'s credentials (check username and password)';
+  }
+  if (/\bOOM command not allowed|^OOM\b/.test(message)) return 'is out of memory and refused the write';
+  if (/\bREADONLY\b/.test(message)) return 'is a read-only replica and refused the write';
+  // The store tells a lost library by these words in the message (it loads it and retries once).
+  if (/function not found/i.test(message)) return 'has lost keepsake\'s function library (function not found)';
+  if (/^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/.test(message)) return 'is not ready to serve';
+  if (typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EPIPE)$/.test(code)) return 'could not be reached';
+  if (/Connection is closed|Stream isn't writeable|connect timed out/i.test(message)) return 'could not be reached';
+  return 'failed (the log has the detail)';
 }
 
 /**

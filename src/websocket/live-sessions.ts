@@ -12,13 +12,14 @@
 import { debuglog } from 'node:util';
 import type { WebSocket } from 'ws';
 import type { KeepsakeConfig } from '../config/schema.js';
+import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import type { CookieCodec } from '../session/cookie-codec.js';
 import { newAnonymousTag } from '../session/session-id.js';
 import type { SessionManager } from '../session/session-manager.js';
 import type { SessionNotice } from '../session/session-store.js';
 import type { Session } from '../session/session.js';
 import type { ValueCodec } from '../session/value-codec.js';
-import { CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, CLOSED, Connection } from './connection.js';
+import { CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, CLOSE_TOO_MANY_SOCKETS, CLOSED, Connection } from './connection.js';
 import type { ConnectionRegistry, SessionSockets } from './connection-registry.js';
 import { ExpirySweep, sweepPeriodMs } from './expiry-sweep.js';
 import { emptyReadOnlySession, readOnlySession } from './read-only-session.js';
@@ -50,6 +51,7 @@ export interface LiveSessionsDeps {
   sessionNotices: SessionNotices;
   /** Counts this node's sockets per logged-in session in Redis (devices' "online"). */
   presence?: Presence;
+  logger?: KeepsakeLogger;
 }
 
 type Hook = 'onOpen' | 'onMessage' | 'onClose' | 'onError' | 'onSessionChange';
@@ -72,6 +74,7 @@ export class LiveSessions implements NoticeListener {
   readonly #codec: ValueCodec;
   readonly #registry: ConnectionRegistry;
   readonly #notices: SessionNotices;
+  readonly #logger: KeepsakeLogger;
   /** Notices for sessions whose handshake is under way, so none is lost before the socket is registered. */
   readonly #pending = new Map<string, PendingNotices>();
   /** The hooks still running per connection (only while one is async): hooks run one at a time, in order. */
@@ -90,6 +93,7 @@ export class LiveSessions implements NoticeListener {
     this.#codec = deps.valueCodec;
     this.#registry = deps.connectionRegistry;
     this.#notices = deps.sessionNotices;
+    this.#logger = deps.logger ?? consoleLogger;
     this.#notices.listen(this);
     this.#presence = deps.presence ?? null;
     this.#expiry = new ExpirySweep({
@@ -144,15 +148,25 @@ export class LiveSessions implements NoticeListener {
   /** After the upgrade: registers the socket, wires its events and calls `onOpen`. */
   open(socket: WebSocket, handshake: Handshake, controller: WebSocketController): Connection {
     const session = handshake.session;
+    const { ws_max_buffered_bytes: maxBuffered, ws_max_sockets_per_session: maxSockets } = this.config.server;
     let entry: SessionSockets | null = null;
     let connection: Connection;
     if (session !== null) {
       entry = this.#registry.attach(session.id, session.user, () => readOnlySession(session));
-      connection = new Connection(socket, entry.handles[0]!.view, controller);
+      connection = new Connection(socket, entry.handles[0]!.view, controller, maxBuffered);
+      if (entry.connections.size >= maxSockets) {
+        // One socket more than a session may have here: refused before the controller sees it,
+        // so a script opening sockets in a loop cannot grow the node's memory.
+        handshake.release();
+        trace('session has %d sockets here (server.ws_max_sockets_per_session): one more refused', entry.connections.size);
+        socket.on('error', (error: Error) => trace('refused websocket: %s', error.message)); // an unheard 'error' would throw
+        connection.close(CLOSE_TOO_MANY_SOCKETS, 'too many sockets for this session');
+        return connection;
+      }
       this.#expiry.start();
     } else {
       // No session: an empty view, and a user unique to this connection.
-      connection = new Connection(socket, emptyReadOnlySession(`anon-${newAnonymousTag()}`).view, controller);
+      connection = new Connection(socket, emptyReadOnlySession(`anon-${newAnonymousTag()}`).view, controller, maxBuffered);
     }
     this.#registry.add(connection, entry);
     socket.on('message', (data: Buffer, isBinary: boolean) => {
@@ -248,9 +262,12 @@ export class LiveSessions implements NoticeListener {
       return;
     }
     entry.refreshing = true;
-    void this.#reread(entry).finally(() => {
-      entry.refreshing = false;
-    });
+    // A rejection here would be unhandled, and Node exits on those: log it instead.
+    this.#reread(entry)
+      .catch((error: unknown) => this.#logger.error({ session: entry.id.slice(0, 8), err: error }, 'could not show a session change to its sockets'))
+      .finally(() => {
+        entry.refreshing = false;
+      });
   }
 
   async #reread(entry: SessionSockets): Promise<void> {

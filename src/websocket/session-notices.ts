@@ -11,7 +11,9 @@
 import { debuglog } from 'node:util';
 import type { KeepsakeConfig } from '../config/schema.js';
 import type { SocketMetrics } from '../http/metrics.js';
+import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import type { RedisClient } from '../redis/redis-client-factory.js';
+import { isSessionId } from '../session/session-id.js';
 import { decodeNotice, type SessionNotice, type SessionStore } from '../session/session-store.js';
 
 const trace = debuglog('keepsake');
@@ -71,9 +73,11 @@ export class SessionNotices {
   readonly #waiters = new Set<() => void>();
   #firstWait: Promise<void> | null = null;
   readonly #metrics: SocketMetrics | undefined;
+  readonly #logger: KeepsakeLogger;
 
-  constructor({ config, sessionStore, metrics }: { config: KeepsakeConfig; sessionStore: SessionStore; metrics?: SocketMetrics }) {
+  constructor({ config, sessionStore, metrics, logger }: { config: KeepsakeConfig; sessionStore: SessionStore; metrics?: SocketMetrics; logger?: KeepsakeLogger }) {
     this.#store = sessionStore;
+    this.#logger = logger ?? consoleLogger;
     this.#metrics = metrics;
     const pool = sessionStore.pool.config;
     this.#waitMs = pool.connect_timeout_ms + pool.command_timeout_ms;
@@ -170,17 +174,26 @@ export class SessionNotices {
     );
   }
 
+  /**
+   * One pub/sub message. Anyone who can PUBLISH reaches this on every node, so nothing here may
+   * throw: it runs inside ioredis's socket handler, where a throw is an uncaught exception and
+   * the process exits. A malformed notice is ignored, a failing listener logged.
+   */
   #message(channel: string, message: string): void {
     const listener = this.#listener;
     if (listener === null) return;
-    if (channel === this.#sessionChannel) {
-      const notice = decodeNotice(message);
-      if (notice !== null) listener.sessionNotice(notice);
-      else trace('notice subscriber: ignored %j on %s', message, channel);
-    } else if (channel === this.#usersChannel) {
-      const notice = decodeUserNotice(message);
-      if (notice !== null) listener.userNotice(notice);
-      else trace('notice subscriber: ignored %j on %s', message, channel);
+    try {
+      if (channel === this.#sessionChannel) {
+        const notice = decodeNotice(message);
+        if (notice !== null && isSessionId(notice.id) && (notice.kind !== 'renamed' || isSessionId(notice.to))) listener.sessionNotice(notice);
+        else trace('notice subscriber: ignored %j on %s', message.slice(0, 200), channel);
+      } else if (channel === this.#usersChannel) {
+        const notice = decodeUserNotice(message);
+        if (notice !== null) listener.userNotice(notice);
+        else trace('notice subscriber: ignored %j on %s', message.slice(0, 200), channel);
+      }
+    } catch (error) {
+      this.#logger.error({ channel, notice: message.slice(0, 200), err: error }, 'a notice could not be applied; ignored');
     }
   }
 
