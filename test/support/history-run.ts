@@ -6,7 +6,7 @@
  * (their timing still depends on the machine). Used by test/fault/history-checker.test.ts (about
  * a minute) and bench/history.ts (longer).
  */
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { createKeepsake, type Keepsake } from '../../src/index.js';
 import { FUNCTION } from '../../src/redis/redis-functions.js';
@@ -44,6 +44,8 @@ export interface RunFigures {
   readonly faults: Record<string, number>;
   readonly sockets: { opened: number; closedByServer: Record<string, number> };
   readonly anomalies: Record<string, number>;
+  /** How late the process's event loop ran (the nodes and the clients share it): p99 and max, ms. */
+  readonly eventLoopDelayMs: { p99: number; max: number };
 }
 
 export interface RunResult {
@@ -81,6 +83,17 @@ export function seedFromEnv(): number {
     return seed;
   }
   return Math.floor(Math.random() * 2 ** 31);
+}
+
+/** Fault kinds from KEEPSAKE_CHECKER_FAULTS (comma separated), or all of them. */
+export function faultsFromEnv(): readonly FaultKind[] {
+  const text = process.env.KEEPSAKE_CHECKER_FAULTS;
+  if (text === undefined || text.trim() === '') return ALL_FAULTS;
+  const kinds = text.split(',').map((kind) => kind.trim());
+  for (const kind of kinds) {
+    if (!(ALL_FAULTS as readonly string[]).includes(kind)) throw new Error(`KEEPSAKE_CHECKER_FAULTS: unknown fault '${kind}' (known: ${ALL_FAULTS.join(', ')})`);
+  }
+  return kinds as FaultKind[];
 }
 
 /** A write of the keepsake library (not the read-only load), whose reply the proxy may lose. */
@@ -313,6 +326,8 @@ export async function runHistory(options: RunOptions): Promise<RunResult> {
   };
   process.on('uncaughtException', onCrash);
   process.on('unhandledRejection', onCrash);
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
 
   const server = await RedisServer.start({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
   const proxy = await FaultProxy.start(server.port);
@@ -389,7 +404,7 @@ export async function runHistory(options: RunOptions): Promise<RunResult> {
       observedUntil,
     };
     const anomalies = checkHistory(history);
-    return { history, anomalies, figures: figures(options, recorder, proxy, history, anomalies, (observedUntil - began) / 1000) };
+    return { history, anomalies, figures: figures(options, recorder, proxy, history, anomalies, (observedUntil - began) / 1000, loopDelay) };
   } finally {
     stopped = true;
     proxy.cancelArmed();
@@ -399,6 +414,7 @@ export async function runHistory(options: RunOptions): Promise<RunResult> {
     await Promise.allSettled([admin?.close(), ...nodes.map((node) => node.close())]);
     await proxy.close();
     await server.stop();
+    loopDelay.disable();
     process.off('uncaughtException', onCrash);
     process.off('unhandledRejection', onCrash);
   }
@@ -461,7 +477,7 @@ async function injectFaults(options: RunOptions, server: RedisServer, proxy: Fau
   }
 }
 
-function figures(options: RunOptions, recorder: Recorder, proxy: FaultProxy, history: History, anomalies: Anomaly[], seconds: number): RunFigures {
+function figures(options: RunOptions, recorder: Recorder, proxy: FaultProxy, history: History, anomalies: Anomaly[], seconds: number, loopDelay: { percentile(p: number): number; max: number }): RunFigures {
   const answers: Record<string, number> = {};
   for (const event of history.events) answers[`${event.op} ${event.status}`] = (answers[`${event.op} ${event.status}`] ?? 0) + 1;
   const closedByServer: Record<string, number> = {};
@@ -476,6 +492,7 @@ function figures(options: RunOptions, recorder: Recorder, proxy: FaultProxy, his
     faults: { ...recorder.faults, 'proxy connections cut': proxy.counts.connectionsCut },
     sockets: { opened: history.sockets.length, closedByServer },
     anomalies: countByKind(anomalies),
+    eventLoopDelayMs: { p99: Math.round(loopDelay.percentile(99) / 1e6), max: Math.round(loopDelay.max / 1e6) },
   };
 }
 
@@ -487,6 +504,7 @@ export function report(result: RunResult, maxDetails = 40): string {
     `operations: ${figures.operations} (${Object.entries(figures.answers).sort().map(([key, count]) => `${key}: ${count}`).join(', ')})`,
     `faults: ${Object.entries(figures.faults).sort().map(([key, count]) => `${key}: ${count}`).join(', ')}`,
     `sockets: ${figures.sockets.opened} opened; closed by the server: ${JSON.stringify(figures.sockets.closedByServer)}`,
+    `event loop delay of the test process (nodes and clients): p99 ${figures.eventLoopDelayMs.p99} ms, max ${figures.eventLoopDelayMs.max} ms`,
     `anomalies: ${anomalies.length}${anomalies.length === 0 ? '' : ` (${Object.entries(figures.anomalies).map(([key, count]) => `${key}: ${count}`).join(', ')})`}`,
     ...anomalies.slice(0, maxDetails).map((anomaly) => `  - ${anomaly.kind}: ${anomaly.detail}`),
     ...(anomalies.length > maxDetails ? [`  … and ${anomalies.length - maxDetails} more`] : []),

@@ -212,6 +212,16 @@ export function checkHistory(history: History): Anomaly[] {
     }
   }
 
+  // An answer that lost data on a session something may have ended: the id should not have been served.
+  const endHint = (event: HttpEvent): string => {
+    if (event.sent === null) return '';
+    for (const id of lineage(event.sent)) {
+      const end = (possibleEnds.get(id) ?? []).find((candidate) => candidate.how !== 'login' && candidate.start < event.end);
+      if (end) return ` (its session ${short(id)} may have been ended by event ${end.by}, a ${end.how}, yet the id was served on)`;
+    }
+    return '';
+  };
+
   // Per client, in order: every basket and name seen matches what the client was told.
   const byClient = new Map<string, HttpEvent[]>();
   for (const event of events) {
@@ -237,7 +247,7 @@ export function checkHistory(history: History): Anomaly[] {
       if (ok(event)) {
         if (chain.uncertain && !observationFits(event, chain)) chain = newChain();
         chain.uncertain = false;
-        checkObservation(event, chain, sends, add);
+        checkObservation(event, chain, sends, add, endHint(event));
       }
 
       switch (event.op) {
@@ -291,7 +301,7 @@ function observationFits(event: HttpEvent, chain: Chain): boolean {
 
 type Report = (kind: AnomalyKind, detail: string, event?: number, about?: string) => void;
 
-function checkObservation(event: HttpEvent, chain: Chain, sends: Map<string, HttpEvent>, add: Report): void {
+function checkObservation(event: HttpEvent, chain: Chain, sends: Map<string, HttpEvent>, add: Report, hint: string): void {
   if (event.basket) {
     const seen = new Map(event.basket.map((item) => [item.sku, item.qty]));
     for (const item of event.basket) {
@@ -308,14 +318,14 @@ function checkObservation(event: HttpEvent, chain: Chain, sends: Map<string, Htt
     }
     for (const [sku, state] of chain.adds) {
       if (state === 'ack' && !seen.has(sku)) {
-        add('acknowledged-add-lost', `${describe(event)} lacks sku ${sku}, whose add was answered ${sends.get(sku)?.status} (event ${sends.get(sku)?.id})`, event.id, sku);
+        add('acknowledged-add-lost', `${describe(event)} lacks sku ${sku}, whose add was answered ${sends.get(sku)?.status} (event ${sends.get(sku)?.id})${hint}`, event.id, sku);
       }
     }
   }
   if (event.observedName !== undefined) {
     const allowed = chain.ackedName === null ? [null, ...chain.laterNames] : [chain.ackedName, ...chain.laterNames];
     if (!allowed.includes(event.observedName)) {
-      add('acknowledged-name-lost', `${describe(event)} shows name ${JSON.stringify(event.observedName)}; the last name answered 200 was ${JSON.stringify(chain.ackedName)}${chain.laterNames.size > 0 ? `, sent since without a 200: ${[...chain.laterNames].join(', ')}` : ''}`, event.id, `${event.client} ${String(event.observedName)}`);
+      add('acknowledged-name-lost', `${describe(event)} shows name ${JSON.stringify(event.observedName)}; the last name answered 200 was ${JSON.stringify(chain.ackedName)}${chain.laterNames.size > 0 ? `, sent since without a 200: ${[...chain.laterNames].join(', ')}` : ''}${hint}`, event.id, `${event.client} ${String(event.observedName)}`);
     }
   }
 }
