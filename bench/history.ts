@@ -5,27 +5,30 @@
 //   npx tsc -p tsconfig.json && node dist/bench/history.js            # 10 minutes
 //   HISTORY_SECONDS=120 KEEPSAKE_CHECKER_SEED=42 node dist/bench/history.js
 //   KEEPSAKE_CHECKER_FAULTS=reply-lost,sigstop node dist/bench/history.js
+//   HISTORY_TOPOLOGY=sentinel node dist/bench/history.js            # SENTINEL FAILOVER, CLIENT KILL
 //
 // Needs redis-server on the PATH; never touches the Redis on 6379. Exits 1 when it finds an anomaly.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { faultsFromEnv, report, runHistory, seedFromEnv } from '../test/support/history-run.js';
+import { faultsFromEnv, report, runHistory, seedFromEnv, type Topology } from '../test/support/history-run.js';
 
 const seconds = Number(process.env.HISTORY_SECONDS ?? 600);
 if (!Number.isFinite(seconds) || seconds <= 0) throw new Error('HISTORY_SECONDS must be a positive number');
 const clients = Number(process.env.HISTORY_CLIENTS ?? 10);
 const seed = seedFromEnv();
+const topology = (process.env.HISTORY_TOPOLOGY ?? 'standalone') as Topology;
+if (topology !== 'standalone' && topology !== 'sentinel') throw new Error(`HISTORY_TOPOLOGY must be standalone or sentinel (got '${topology}')`);
 
-console.log(`history checker: ${seconds} s, ${clients} clients, seed ${seed} (replay with KEEPSAKE_CHECKER_SEED=${seed})`);
-const result = await runHistory({ seed, durationMs: seconds * 1000, clients, faults: faultsFromEnv(), log: (line) => console.log(line) });
+console.log(`history checker (${topology}): ${seconds} s, ${clients} clients, seed ${seed} (replay with KEEPSAKE_CHECKER_SEED=${seed})`);
+const result = await runHistory({ seed, topology, durationMs: seconds * 1000, clients, faults: faultsFromEnv(topology), log: (line) => console.log(line) });
 const text = report(result, 200);
 console.log(text);
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bench/results');
 fs.mkdirSync(dir, { recursive: true });
-const name = `history-${new Date().toISOString().slice(0, 10)}-${seconds}s-${seed}`;
+const name = `history-${topology}-${new Date().toISOString().slice(0, 10)}-${seconds}s-${seed}`;
 const json = path.join(os.tmpdir(), `${name}.json`);
 fs.writeFileSync(json, JSON.stringify(result));
 fs.writeFileSync(path.join(dir, `${name}.md`), `# History checker, ${new Date().toISOString()}\n\n\`\`\`\n${text}\n\`\`\`\n\nHistory: ${json}\n`);

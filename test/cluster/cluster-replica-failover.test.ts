@@ -12,6 +12,9 @@ import { RedisClusterServers } from '../support/redis-cluster.js';
 import { parseInfo, redisCommand, sleep, type RespReply } from '../support/redis-server.js';
 import { eventually } from '../support/session-helpers.js';
 
+/** acquire_timeout_ms (1000) + command_timeout_ms (1000) + a margin for a loaded machine. */
+const BOUND_MS = 3500;
+
 /** The port of the master serving `slot`, from any live node's CLUSTER SLOTS. */
 async function masterOf(cluster: RedisClusterServers, slot: number): Promise<number> {
   for (const server of cluster.servers.filter((candidate) => candidate.alive)) {
@@ -114,4 +117,10 @@ test('Cluster with replicas: a master killed under load, its replica promoted, w
       assert.ok((stored.get(entry.sku) ?? 0) <= 1, `client ${i}: ${entry.sku} (answered ${entry.status}) stored qty ${stored.get(entry.sku)}`);
     }
   }
+
+  // DEMO-APP.md "Bounds": a request waits at most acquire_timeout_ms + command_timeout_ms, then 503.
+  await t.test('every answer during the failover came within acquire + command timeouts + a margin', () => {
+    const late = during.filter((entry) => entry.ms > BOUND_MS);
+    assert.deepEqual(late.map((entry) => `${entry.sku} ${entry.status} after ${entry.ms} ms`), [], `answers past ${BOUND_MS} ms`);
+  });
 });

@@ -9,15 +9,12 @@
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { createKeepsake, type Keepsake } from '../../src/index.js';
-import { FUNCTION } from '../../src/redis/redis-functions.js';
 import { startApp, testPrefix, type TestApp } from './app-server.js';
-import { FaultProxy } from './fault-proxy.js';
+import { SENTINEL_FAULTS, STANDALONE_FAULTS, startBackend, type Backend, type FaultKind, type Topology } from './history-backends.js';
 import { checkHistory, countByKind, type Anomaly, type History, type HttpEvent, type Item, type OpKind, type SocketRecord } from './history.js';
-import { RedisServer, redisCommand, sleep } from './redis-server.js';
+import { sleep } from './redis-server.js';
 
-export type FaultKind = 'reply-lost' | 'client-kill' | 'redis-restart' | 'sigstop' | 'cut-all' | 'delay';
-
-export const ALL_FAULTS: readonly FaultKind[] = ['reply-lost', 'client-kill', 'redis-restart', 'sigstop', 'cut-all', 'delay'];
+export { isWriteCall, type FaultKind, type Topology } from './history-backends.js';
 
 export interface RunOptions {
   readonly seed: number;
@@ -27,7 +24,9 @@ export interface RunOptions {
   readonly clients?: number;
   /** Distinct usernames clients log in as (several sessions per user). @default 4 */
   readonly users?: number;
-  /** @default ALL_FAULTS */
+  /** A standalone Redis behind a fault proxy, or a Sentinel group. @default 'standalone' */
+  readonly topology?: Topology;
+  /** @default every fault the topology offers */
   readonly faults?: readonly FaultKind[];
   /** Pause between two faults, drawn between these (ms). @default [1200, 3000] */
   readonly faultGapMs?: readonly [number, number];
@@ -36,6 +35,7 @@ export interface RunOptions {
 }
 
 export interface RunFigures {
+  readonly topology: Topology;
   readonly seed: number;
   readonly seconds: number;
   readonly operations: number;
@@ -85,20 +85,16 @@ export function seedFromEnv(): number {
   return Math.floor(Math.random() * 2 ** 31);
 }
 
-/** Fault kinds from KEEPSAKE_CHECKER_FAULTS (comma separated), or all of them. */
-export function faultsFromEnv(): readonly FaultKind[] {
+/** Fault kinds from KEEPSAKE_CHECKER_FAULTS (comma separated), or undefined: every one the topology offers. */
+export function faultsFromEnv(topology: Topology = 'standalone'): readonly FaultKind[] | undefined {
   const text = process.env.KEEPSAKE_CHECKER_FAULTS;
-  if (text === undefined || text.trim() === '') return ALL_FAULTS;
+  if (text === undefined || text.trim() === '') return undefined;
+  const known = topology === 'sentinel' ? SENTINEL_FAULTS : STANDALONE_FAULTS;
   const kinds = text.split(',').map((kind) => kind.trim());
   for (const kind of kinds) {
-    if (!(ALL_FAULTS as readonly string[]).includes(kind)) throw new Error(`KEEPSAKE_CHECKER_FAULTS: unknown fault '${kind}' (known: ${ALL_FAULTS.join(', ')})`);
+    if (!(known as readonly string[]).includes(kind)) throw new Error(`KEEPSAKE_CHECKER_FAULTS: '${kind}' is not a fault of the ${topology} topology (known: ${known.join(', ')})`);
   }
   return kinds as FaultKind[];
-}
-
-/** A write of the keepsake library (not the read-only load), whose reply the proxy may lose. */
-export function isWriteCall(args: readonly string[]): boolean {
-  return (args[0] ?? '').toUpperCase() === 'FCALL' && args[1] !== FUNCTION.load;
 }
 
 const pick = <T>(random: () => number, items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
@@ -329,8 +325,7 @@ export async function runHistory(options: RunOptions): Promise<RunResult> {
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
 
-  const server = await RedisServer.start({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
-  const proxy = await FaultProxy.start(server.port);
+  const backend = await startBackend(options.topology ?? 'standalone');
   const nodes: TestApp[] = [];
   let admin: Keepsake | undefined;
   let stopped = false;
@@ -338,7 +333,7 @@ export async function runHistory(options: RunOptions): Promise<RunResult> {
     const prefix = testPrefix('history');
     const overrides = {
       session: { key_prefix: prefix },
-      redis_connection_pool: { default: { port: String(proxy.port), acquire_timeout_ms: String(ACQUIRE_MS), command_timeout_ms: String(COMMAND_MS) } },
+      redis_connection_pool: { default: { ...backend.pool, acquire_timeout_ms: String(ACQUIRE_MS), command_timeout_ms: String(COMMAND_MS) } },
     };
     nodes.push(await startApp(overrides), await startApp(overrides));
     admin = await createKeepsake(nodes[0]!.config);
@@ -376,7 +371,7 @@ export async function runHistory(options: RunOptions): Promise<RunResult> {
       }
     })();
 
-    const faultLoop = injectFaults(options, server, proxy, running, recorder, log);
+    const faultLoop = injectFaults(options, backend, running, recorder, log);
 
     await Promise.all([...clientLoops, adminLoop, faultLoop]);
     log(`load done after ${Math.round((performance.now() - began) / 1000)} s; settling`);
@@ -404,72 +399,30 @@ export async function runHistory(options: RunOptions): Promise<RunResult> {
       observedUntil,
     };
     const anomalies = checkHistory(history);
-    return { history, anomalies, figures: figures(options, recorder, proxy, history, anomalies, (observedUntil - began) / 1000, loopDelay) };
+    return { history, anomalies, figures: figures(options, recorder, backend, history, anomalies, (observedUntil - began) / 1000, loopDelay) };
   } finally {
     stopped = true;
-    proxy.cancelArmed();
-    proxy.setDelay(0);
-    if (server.process.alive && server.process.pid) process.kill(server.process.pid, 'SIGCONT');
+    backend.calm();
     for (const live of recorder.sockets) live.ws.terminate();
     await Promise.allSettled([admin?.close(), ...nodes.map((node) => node.close())]);
-    await proxy.close();
-    await server.stop();
+    await backend.stop();
     loopDelay.disable();
     process.off('uncaughtException', onCrash);
     process.off('unhandledRejection', onCrash);
   }
 }
 
-async function injectFaults(options: RunOptions, server: RedisServer, proxy: FaultProxy, running: () => boolean, recorder: Recorder, log: (line: string) => void): Promise<void> {
+async function injectFaults(options: RunOptions, backend: Backend, running: () => boolean, recorder: Recorder, log: (line: string) => void): Promise<void> {
   const random = seededRandom(options.seed * 131 + 17);
   // Lost replies are what the other faults do not produce: make them half of all faults.
-  const enabled = options.faults ?? ALL_FAULTS;
+  const enabled = options.faults ?? backend.kinds;
   const kinds = enabled.includes('reply-lost') ? [...enabled, ...enabled.map(() => 'reply-lost' as const)] : [...enabled];
   if (kinds.length === 0) return;
   await sleep(1000);
   while (running()) {
     const kind = pick(random, kinds);
     try {
-      switch (kind) {
-        case 'reply-lost': {
-          const lost = await Promise.race([proxy.loseNextReply(isWriteCall), sleep(2000).then(() => null)]);
-          proxy.cancelArmed();
-          if (lost) recorder.fault(`reply-lost (${lost[1]})`);
-          break;
-        }
-        case 'client-kill':
-          await redisCommand(server.port, ['CLIENT', 'KILL', 'TYPE', random() < 0.7 ? 'normal' : 'pubsub']);
-          recorder.fault(kind);
-          break;
-        case 'redis-restart': {
-          await server.kill('SIGKILL');
-          recorder.fault(kind);
-          await sleep(between(random, [200, 1500]));
-          await server.restart();
-          break;
-        }
-        case 'sigstop': {
-          const pid = server.process.pid!;
-          process.kill(pid, 'SIGSTOP');
-          recorder.fault(kind);
-          try {
-            await sleep(between(random, [300, 2000]));
-          } finally {
-            process.kill(pid, 'SIGCONT');
-          }
-          break;
-        }
-        case 'cut-all':
-          proxy.cutAll();
-          recorder.fault(kind);
-          break;
-        case 'delay':
-          proxy.setDelay(between(random, [50, 1500]));
-          recorder.fault(kind);
-          await sleep(between(random, [300, 2000]));
-          proxy.setDelay(0);
-          break;
-      }
+      await backend.inject(kind, random, (what) => recorder.fault(what));
     } catch (error) {
       log(`fault ${kind} failed: ${(error as Error).message.split('\n')[0]}`);
     }
@@ -477,7 +430,7 @@ async function injectFaults(options: RunOptions, server: RedisServer, proxy: Fau
   }
 }
 
-function figures(options: RunOptions, recorder: Recorder, proxy: FaultProxy, history: History, anomalies: Anomaly[], seconds: number, loopDelay: { percentile(p: number): number; max: number }): RunFigures {
+function figures(options: RunOptions, recorder: Recorder, backend: Backend, history: History, anomalies: Anomaly[], seconds: number, loopDelay: { percentile(p: number): number; max: number }): RunFigures {
   const answers: Record<string, number> = {};
   for (const event of history.events) answers[`${event.op} ${event.status}`] = (answers[`${event.op} ${event.status}`] ?? 0) + 1;
   const closedByServer: Record<string, number> = {};
@@ -485,11 +438,12 @@ function figures(options: RunOptions, recorder: Recorder, proxy: FaultProxy, his
     if (socket.closedAt !== null && !socket.closedByClient) closedByServer[String(socket.closeCode)] = (closedByServer[String(socket.closeCode)] ?? 0) + 1;
   }
   return {
+    topology: options.topology ?? 'standalone',
     seed: options.seed,
     seconds: Math.round(seconds),
     operations: history.events.length,
     answers,
-    faults: { ...recorder.faults, 'proxy connections cut': proxy.counts.connectionsCut },
+    faults: { ...recorder.faults, ...backend.figures() },
     sockets: { opened: history.sockets.length, closedByServer },
     anomalies: countByKind(anomalies),
     eventLoopDelayMs: { p99: Math.round(loopDelay.percentile(99) / 1e6), max: Math.round(loopDelay.max / 1e6) },
@@ -500,7 +454,7 @@ function figures(options: RunOptions, recorder: Recorder, proxy: FaultProxy, his
 export function report(result: RunResult, maxDetails = 40): string {
   const { figures, anomalies } = result;
   const lines = [
-    `seed ${figures.seed} (replay: KEEPSAKE_CHECKER_SEED=${figures.seed}), ${figures.seconds} s`,
+    `${figures.topology}, seed ${figures.seed} (replay: KEEPSAKE_CHECKER_SEED=${figures.seed}), ${figures.seconds} s`,
     `operations: ${figures.operations} (${Object.entries(figures.answers).sort().map(([key, count]) => `${key}: ${count}`).join(', ')})`,
     `faults: ${Object.entries(figures.faults).sort().map(([key, count]) => `${key}: ${count}`).join(', ')}`,
     `sockets: ${figures.sockets.opened} opened; closed by the server: ${JSON.stringify(figures.sockets.closedByServer)}`,

@@ -213,10 +213,11 @@ export function checkHistory(history: History): Anomaly[] {
   }
 
   // An answer that lost data on a session something may have ended: the id should not have been served.
-  const endHint = (event: HttpEvent): string => {
+  const endHint = (event: HttpEvent) => (since: number): string => {
     if (event.sent === null) return '';
     for (const id of lineage(event.sent)) {
-      const end = (possibleEnds.get(id) ?? []).find((candidate) => candidate.how !== 'login' && candidate.start < event.end);
+      // An end sent before this answer, and not over before the lost write was acknowledged.
+      const end = (possibleEnds.get(id) ?? []).find((candidate) => candidate.how !== 'login' && candidate.start < event.end && candidate.end > since);
       if (end) return ` (its session ${short(id)} may have been ended by event ${end.by}, a ${end.how}, yet the id was served on)`;
     }
     return '';
@@ -301,7 +302,7 @@ function observationFits(event: HttpEvent, chain: Chain): boolean {
 
 type Report = (kind: AnomalyKind, detail: string, event?: number, about?: string) => void;
 
-function checkObservation(event: HttpEvent, chain: Chain, sends: Map<string, HttpEvent>, add: Report, hint: string): void {
+function checkObservation(event: HttpEvent, chain: Chain, sends: Map<string, HttpEvent>, add: Report, hint: (since: number) => string): void {
   if (event.basket) {
     const seen = new Map(event.basket.map((item) => [item.sku, item.qty]));
     for (const item of event.basket) {
@@ -318,14 +319,14 @@ function checkObservation(event: HttpEvent, chain: Chain, sends: Map<string, Htt
     }
     for (const [sku, state] of chain.adds) {
       if (state === 'ack' && !seen.has(sku)) {
-        add('acknowledged-add-lost', `${describe(event)} lacks sku ${sku}, whose add was answered ${sends.get(sku)?.status} (event ${sends.get(sku)?.id})${hint}`, event.id, sku);
+        add('acknowledged-add-lost', `${describe(event)} lacks sku ${sku}, whose add was answered ${sends.get(sku)?.status} (event ${sends.get(sku)?.id})${hint(sends.get(sku)?.end ?? 0)}`, event.id, sku);
       }
     }
   }
   if (event.observedName !== undefined) {
     const allowed = chain.ackedName === null ? [null, ...chain.laterNames] : [chain.ackedName, ...chain.laterNames];
     if (!allowed.includes(event.observedName)) {
-      add('acknowledged-name-lost', `${describe(event)} shows name ${JSON.stringify(event.observedName)}; the last name answered 200 was ${JSON.stringify(chain.ackedName)}${chain.laterNames.size > 0 ? `, sent since without a 200: ${[...chain.laterNames].join(', ')}` : ''}${hint}`, event.id, `${event.client} ${String(event.observedName)}`);
+      add('acknowledged-name-lost', `${describe(event)} shows name ${JSON.stringify(event.observedName)}; the last name answered 200 was ${JSON.stringify(chain.ackedName)}${chain.laterNames.size > 0 ? `, sent since without a 200: ${[...chain.laterNames].join(', ')}` : ''}${hint(0)}`, event.id, `${event.client} ${String(event.observedName)}`);
     }
   }
 }
