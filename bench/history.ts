@@ -6,13 +6,24 @@
 //   HISTORY_SECONDS=120 KEEPSAKE_CHECKER_SEED=42 node dist/bench/history.js
 //   KEEPSAKE_CHECKER_FAULTS=reply-lost,sigstop node dist/bench/history.js
 //   HISTORY_TOPOLOGY=sentinel node dist/bench/history.js            # SENTINEL FAILOVER, CLIENT KILL
+//   node dist/bench/history.js /tmp/history-….json                 # check a recorded history again
 //
 // Needs redis-server on the PATH; never touches the Redis on 6379. Exits 1 when it finds an anomaly.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { faultsFromEnv, report, runHistory, seedFromEnv, type Topology } from '../test/support/history-run.js';
+import { checkHistory, countByKind } from '../test/support/history.js';
+import { faultsFromEnv, report, runHistory, seedFromEnv, type RunResult, type Topology } from '../test/support/history-run.js';
+
+// A recorded history, checked again (after a change to the checker, or to read it once more).
+const recorded = process.argv[2];
+if (recorded !== undefined) {
+  const result = JSON.parse(fs.readFileSync(recorded, 'utf8')) as RunResult;
+  const anomalies = checkHistory(result.history);
+  console.log(report({ ...result, anomalies, figures: { ...result.figures, anomalies: countByKind(anomalies) } }, 200));
+  process.exit(anomalies.length === 0 ? 0 : 1);
+}
 
 const seconds = Number(process.env.HISTORY_SECONDS ?? 600);
 if (!Number.isFinite(seconds) || seconds <= 0) throw new Error('HISTORY_SECONDS must be a positive number');

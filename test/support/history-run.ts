@@ -458,7 +458,8 @@ export function report(result: RunResult, maxDetails = 40): string {
     `operations: ${figures.operations} (${Object.entries(figures.answers).sort().map(([key, count]) => `${key}: ${count}`).join(', ')})`,
     `faults: ${Object.entries(figures.faults).sort().map(([key, count]) => `${key}: ${count}`).join(', ')}`,
     `sockets: ${figures.sockets.opened} opened; closed by the server: ${JSON.stringify(figures.sockets.closedByServer)}`,
-    `event loop delay of the test process (nodes and clients): p99 ${figures.eventLoopDelayMs.p99} ms, max ${figures.eventLoopDelayMs.max} ms`,
+    // (Histories recorded before this figure existed have none.)
+    ...(figures.eventLoopDelayMs ? [`event loop delay of the test process (nodes and clients): p99 ${figures.eventLoopDelayMs.p99} ms, max ${figures.eventLoopDelayMs.max} ms`] : []),
     `anomalies: ${anomalies.length}${anomalies.length === 0 ? '' : ` (${Object.entries(figures.anomalies).map(([key, count]) => `${key}: ${count}`).join(', ')})`}`,
     ...anomalies.slice(0, maxDetails).map((anomaly) => `  - ${anomaly.kind}: ${anomaly.detail}`),
     ...(anomalies.length > maxDetails ? [`  … and ${anomalies.length - maxDetails} more`] : []),

@@ -104,23 +104,34 @@ const ALLOWED: Record<OpKind, readonly number[]> = {
 
 const ok = (event: HttpEvent): boolean => event.status >= 200 && event.status < 300;
 
+/**
+ * An operation answered 503 (or not at all) may still take effect later: its command can sit in a
+ * stalled Redis (SIGSTOP, a slow network) after the app gave up on it. The faults injected last
+ * seconds, so ten seconds after the answer it is taken as done or never.
+ */
+export const LATE_EFFECT_MS = 10_000;
+
 /** What one unbroken run of a client's session (across logins) must show. */
 interface Chain {
   /** sku -> 'ack' (answered 2xx: must be there, once) or 'maybe' (no 2xx: at most once). */
   readonly adds: Map<string, 'ack' | 'maybe'>;
   /** The last name answered 2xx (null: none yet), and names sent after it without a 2xx. */
   ackedName: string | null;
+  /** When that name's 200 came. */
+  ackedNameAt: number;
   readonly laterNames: Set<string>;
   /** An operation that may have ended or moved the session got no 2xx: the next answer decides. */
   uncertain: boolean;
 }
 
-const newChain = (): Chain => ({ adds: new Map(), ackedName: null, laterNames: new Set(), uncertain: false });
+const newChain = (): Chain => ({ adds: new Map(), ackedName: null, ackedNameAt: 0, laterNames: new Set(), uncertain: false });
 
 interface End {
   /** When the ending operation was sent, and when its 2xx came (Infinity: none came). */
   readonly start: number;
   readonly end: number;
+  /** Until when it may take effect: its answer, or LATE_EFFECT_MS after a non-2xx one. */
+  readonly until: number;
   readonly by: number;
   readonly how: 'logout' | 'login' | 'destroy-user';
 }
@@ -156,7 +167,7 @@ export function checkHistory(history: History): Anomaly[] {
 
   // Who a session belongs to (from logins answered 2xx), which session it came from, and what
   // ended it: definitely (a 2xx) or possibly (any answer).
-  const userOf = new Map<string, { user: string; since: number }>();
+  const userOf = new Map<string, { user: string; loginStart: number; since: number }>();
   const predecessor = new Map<string, string>();
   const definiteEnd = new Map<string, End>();
   const possibleEnds = new Map<string, End[]>();
@@ -167,24 +178,26 @@ export function checkHistory(history: History): Anomaly[] {
   };
   for (const event of events) {
     if (event.op === 'login' && ok(event) && event.got !== null && event.user !== undefined) {
-      userOf.set(event.got, { user: event.user, since: event.end });
+      userOf.set(event.got, { user: event.user, loginStart: event.start, since: event.end });
       if (event.sent !== null && event.sent !== event.got) predecessor.set(event.got, event.sent);
     }
   }
   for (const event of events) {
-    const at = { start: event.start, end: ok(event) ? event.end : Infinity, by: event.id };
+    const at = { start: event.start, end: ok(event) ? event.end : Infinity, until: event.end + (ok(event) ? 0 : LATE_EFFECT_MS), by: event.id };
     if (event.op === 'logout' && event.sent !== null) noteEnd(event.sent, { ...at, how: 'logout' }, ok(event));
     if (event.op === 'login' && event.sent !== null && event.sent !== event.got) noteEnd(event.sent, { ...at, how: 'login' }, ok(event));
     if (event.op === 'destroy-user' && event.user !== undefined) {
       for (const [session, owner] of userOf) {
-        if (owner.user !== event.user) continue;
+        // One over before the session's login began cannot have ended it.
+        if (owner.user !== event.user || at.until < owner.loginStart) continue;
         // Sessions logged in before it was sent end for sure; ones logging in meanwhile may.
         noteEnd(session, { ...at, how: 'destroy-user' }, ok(event) && owner.since < event.start);
       }
     }
   }
-  const possiblyEndedBefore = (session: string, time: number): boolean =>
-    (possibleEnds.get(session) ?? []).some((end) => end.start < time);
+  /** Whether something may have ended `session` between `alive` (when it was last served) and `time`. */
+  const possiblyEndedBetween = (session: string, alive: number, time: number): boolean =>
+    (possibleEnds.get(session) ?? []).some((end) => end.start < time && end.until > alive);
 
   const lineage = (session: string): Set<string> => {
     const ids = new Set<string>();
@@ -217,7 +230,7 @@ export function checkHistory(history: History): Anomaly[] {
     if (event.sent === null) return '';
     for (const id of lineage(event.sent)) {
       // An end sent before this answer, and not over before the lost write was acknowledged.
-      const end = (possibleEnds.get(id) ?? []).find((candidate) => candidate.how !== 'login' && candidate.start < event.end && candidate.end > since);
+      const end = (possibleEnds.get(id) ?? []).find((candidate) => candidate.how !== 'login' && candidate.start < event.end && candidate.until > since);
       if (end) return ` (its session ${short(id)} may have been ended by event ${end.by}, a ${end.how}, yet the id was served on)`;
     }
     return '';
@@ -231,16 +244,18 @@ export function checkHistory(history: History): Anomaly[] {
   }
   for (const [client, list] of byClient) {
     let chain = newChain();
+    /** When the request that last found the client's session began (it was there some time after). */
+    let alive = -Infinity;
     for (const event of list) {
       const replaced = event.sent !== null && event.got !== null && event.got !== event.sent && event.op !== 'login' && event.op !== 'logout';
       if (replaced) {
-        if (!chain.uncertain && !possiblyEndedBefore(event.sent!, event.end) && chainHoldsData(chain)) {
+        if (!chain.uncertain && !possiblyEndedBetween(event.sent!, alive, event.end) && chainHoldsData(chain)) {
           add('session-lost', `${describe(event)}: session ${short(event.sent!)} of ${client} was replaced by a new one (${short(event.got!)}) though nothing ended it; ${ackedSummary(chain)}`, event.id);
         }
         chain = newChain();
       } else if (event.sent === null && event.got !== null) {
         chain = newChain();
-      } else if (event.op === 'login' && ok(event) && event.sent !== null && (chain.uncertain || possiblyEndedBefore(event.sent, event.end))) {
+      } else if (event.op === 'login' && ok(event) && event.sent !== null && (chain.uncertain || possiblyEndedBetween(event.sent, alive, event.end))) {
         // The session the login started from may have been gone: a fresh one was logged in.
         if (!observationFits(event, chain)) chain = newChain();
       }
@@ -249,6 +264,7 @@ export function checkHistory(history: History): Anomaly[] {
         if (chain.uncertain && !observationFits(event, chain)) chain = newChain();
         chain.uncertain = false;
         checkObservation(event, chain, sends, add, endHint(event));
+        if (event.got !== null) alive = event.start;
       }
 
       switch (event.op) {
@@ -259,6 +275,7 @@ export function checkHistory(history: History): Anomaly[] {
           if (event.name === undefined) break;
           if (ok(event)) {
             chain.ackedName = event.name;
+            chain.ackedNameAt = event.end;
             chain.laterNames.clear();
           } else {
             chain.laterNames.add(event.name);
@@ -320,13 +337,17 @@ function checkObservation(event: HttpEvent, chain: Chain, sends: Map<string, Htt
     for (const [sku, state] of chain.adds) {
       if (state === 'ack' && !seen.has(sku)) {
         add('acknowledged-add-lost', `${describe(event)} lacks sku ${sku}, whose add was answered ${sends.get(sku)?.status} (event ${sends.get(sku)?.id})${hint(sends.get(sku)?.end ?? 0)}`, event.id, sku);
+        // Reported once; from now on the chain follows what the store holds.
+        chain.adds.set(sku, 'maybe');
       }
     }
   }
   if (event.observedName !== undefined) {
     const allowed = chain.ackedName === null ? [null, ...chain.laterNames] : [chain.ackedName, ...chain.laterNames];
     if (!allowed.includes(event.observedName)) {
-      add('acknowledged-name-lost', `${describe(event)} shows name ${JSON.stringify(event.observedName)}; the last name answered 200 was ${JSON.stringify(chain.ackedName)}${chain.laterNames.size > 0 ? `, sent since without a 200: ${[...chain.laterNames].join(', ')}` : ''}${hint(0)}`, event.id, `${event.client} ${String(event.observedName)}`);
+      add('acknowledged-name-lost', `${describe(event)} shows name ${JSON.stringify(event.observedName)}; the last name answered 200 was ${JSON.stringify(chain.ackedName)}${chain.laterNames.size > 0 ? `, sent since without a 200: ${[...chain.laterNames].join(', ')}` : ''}${hint(chain.ackedNameAt)}`, event.id, `${event.client} ${String(event.observedName)}`);
+      chain.ackedName = event.observedName;
+      chain.laterNames.clear();
     }
   }
 }

@@ -168,3 +168,24 @@ test('an answer past the bound, an unexpected status and a crashed node are caug
   assert.deepEqual(kinds(check([ev('c1', 'read', 0)])), ['unexpected-status']);
   assert.deepEqual(kinds(check([], { crashes: [{ at: 1, error: 'RangeError: Invalid WebSocket frame' }] })), ['node-crash']);
 });
+
+test('one broken promise is one anomaly, however many baskets show it afterwards', () => {
+  assert.deepEqual(kinds(check([
+    ev('c1', 'add', 201, { sku: 'a', basket: [{ sku: 'a', qty: 2 }] }),
+    ev('c1', 'read', 200, { basket: [{ sku: 'a', qty: 2 }], observedName: null }),
+    ev('c1', 'add', 201, { sku: 'b', basket: [{ sku: 'b', qty: 1 }] }),
+    ev('c1', 'read', 200, { basket: [{ sku: 'b', qty: 1 }, { sku: 'c', qty: 1 }], observedName: null }),
+  ])), ['applied-twice', 'acknowledged-add-lost', 'foreign-item']);
+});
+
+test('a destroy-user racing a login may end the new session (not session-lost); one over before the login began cannot', () => {
+  clock = 10_000;
+  const destroyEarly = ev('admin', 'destroy-user', 200, { sent: null, got: null, user: 'u1' });
+  clock += 5000;
+  const login = ev('c1', 'login', 200, { got: 'S2', user: 'u1', basket: [], observedName: null });
+  const racing = { ...ev('admin', 'destroy-user', 200, { sent: null, got: null, user: 'u1' }), start: login.start + 2, end: login.end - 1 };
+  const add = ev('c1', 'add', 201, { sent: 'S2', got: 'S2', sku: 'a', basket: [{ sku: 'a', qty: 1 }] });
+  const replaced = ev('c1', 'read', 200, { sent: 'S2', got: 'S3', basket: [], observedName: null });
+  assert.deepEqual(check([login, racing, replaced]), []);
+  assert.deepEqual(kinds(check([destroyEarly, login, add, replaced])), ['session-lost']);
+});
