@@ -55,6 +55,7 @@ test('eight basket adds in a row, the reply of each write lost after Redis ran i
   const basket = await alice.get('/api/basket');
   assert.equal(basket.status, 200);
   const stored = new Map((basket.body.items as { sku: string; qty: number }[]).map((item) => [item.sku, item.qty]));
+  t.diagnostic(`answered / stored qty: ${[...answered].map(([sku, status]) => `${sku} ${status}/${stored.get(sku) ?? 0}`).join(', ')}`);
   for (const [sku, status] of answered) {
     if (status === 201) assert.equal(stored.get(sku), 1, `${sku} answered 201: stored qty ${stored.get(sku)}`);
     else assert.ok((stored.get(sku) ?? 0) <= 1, `${sku} answered 503: stored qty ${stored.get(sku)}`);

@@ -50,6 +50,8 @@ export interface RunFigures {
 
 export interface RunResult {
   readonly history: History;
+  /** Every fault injected and when (same clock as the history), to line anomalies up with them. */
+  readonly faultLog: readonly { at: number; kind: string }[];
   readonly anomalies: Anomaly[];
   readonly figures: RunFigures;
 }
@@ -152,6 +154,7 @@ class Recorder {
   readonly sockets: LiveSocket[] = [];
   readonly crashes: { at: number; error: string }[] = [];
   readonly faults: Record<string, number> = {};
+  readonly faultLog: { at: number; kind: string }[] = [];
   #nextId = 1;
 
   id(): number {
@@ -160,6 +163,7 @@ class Recorder {
 
   fault(kind: string): void {
     this.faults[kind] = (this.faults[kind] ?? 0) + 1;
+    this.faultLog.push({ at: performance.now(), kind });
   }
 }
 
@@ -399,7 +403,7 @@ export async function runHistory(options: RunOptions): Promise<RunResult> {
       observedUntil,
     };
     const anomalies = checkHistory(history);
-    return { history, anomalies, figures: figures(options, recorder, backend, history, anomalies, (observedUntil - began) / 1000, loopDelay) };
+    return { history, faultLog: recorder.faultLog, anomalies, figures: figures(options, recorder, backend, history, anomalies, (observedUntil - began) / 1000, loopDelay) };
   } finally {
     stopped = true;
     backend.calm();
