@@ -76,7 +76,7 @@ export class RedisClusterServers {
         20_000,
       );
       await cluster.waitForState('ok', 10_000);
-      if (replicas > 0) await cluster.waitForReplicasInSync(20_000);
+      if (replicas > 0) await cluster.waitForReplicasInSync(masters * replicas, 20_000);
     } catch (err) {
       await cluster.stop();
       throw err;
@@ -137,8 +137,8 @@ export class RedisClusterServers {
     return roles;
   }
 
-  /** Wait until every live replica's link to its master is up (its initial sync is done). */
-  async waitForReplicasInSync(timeoutMs = 20_000): Promise<void> {
+  /** Wait until `count` live replicas have their link to their master up (their initial sync is done). */
+  async waitForReplicasInSync(count: number, timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = '';
     while (Date.now() < deadline) {
@@ -152,7 +152,7 @@ export class RedisClusterServers {
       );
       const replicaLinks = links.filter((link): link is string => link !== null);
       last = replicaLinks.join(', ');
-      if (replicaLinks.length > 0 && replicaLinks.every((link) => link.endsWith(':up'))) return;
+      if (replicaLinks.length === count && replicaLinks.every((link) => link.endsWith(':up'))) return;
       await sleep(100);
     }
     throw new Error(`replicas not in sync within ${timeoutMs} ms (last: ${last})`);
