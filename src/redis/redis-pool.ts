@@ -82,7 +82,7 @@ export class RedisPool {
     );
   }
 
-  /**
+  /** @internal
    * Borrows a connection, lets `issue` send its commands, gives the connection back at once and
    * then waits for the replies. `issue` must send every command synchronously, and may be run a
    * second time on a Redis Cluster (see below), so its commands must be safe to repeat.
@@ -113,7 +113,7 @@ export class RedisPool {
     }
   }
 
-  /**
+  /** @internal
    * As run(), for a write that counts only once `wait_replicas` replicas have it: a WAIT follows
    * the turn's writes on the connection (replica-wait.ts) without waiting for their replies, so it
    * adds no round trip, only the time the replicas take to acknowledge. With wait_replicas = 0
@@ -179,7 +179,7 @@ export class RedisPool {
     }
   }
 
-  /** Wraps a Redis fault in the typed error requests answer 503 with (keeps typed errors as they are). */
+  /** @internal Wraps a Redis fault in the typed error requests answer 503 with (keeps typed errors as they are). */
   unavailable(error: unknown): Error {
     if (error instanceof SessionStoreUnavailableError) return error;
     const message = (error as Error)?.message ?? String(error);
@@ -200,12 +200,12 @@ export class RedisPool {
     }
   }
 
-  /** A new connection outside the pool, for SUBSCRIBE or other exclusive use; the caller closes it. */
+  /** @internal A new connection outside the pool, for SUBSCRIBE or other exclusive use; the caller closes it. */
   dedicatedClient(purpose: string): RedisClient {
     return createRedisClient(this.config, `${this.name}:${purpose}`);
   }
 
-  /** Loads keepsake's Redis functions on every master (after "Function not found": a restarted Redis, a new master). */
+  /** @internal Loads keepsake's Redis functions on every master (after "Function not found": a restarted Redis, a new master). */
   async loadFunctions(client?: RedisClient): Promise<void> {
     if (client === undefined) {
       await this.run((borrowed) => loadLibrary(borrowed));

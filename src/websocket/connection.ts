@@ -35,6 +35,7 @@ export class Connection {
   /** @internal */
   readonly controller: WebSocketController;
 
+  /** @internal */
   constructor(socket: WebSocket, session: ReadOnlySession, controller: WebSocketController) {
     this.socket = socket;
     this.session = session;
