@@ -16,6 +16,7 @@ export type { SessionObserver } from './session/session-observer.js';
 export { RedisPool } from './redis/redis-pool.js';
 export { RedisPools } from './redis/redis-pools.js';
 export { default as sessionPlugin } from './http/session-plugin.js';
+export { SESSION_DECORATORS } from './http/session-decorators.js';
 export { default as metricsPlugin, Metrics, type SocketMetrics, type MetricsPluginOptions } from './http/metrics.js';
 export { default as gracefulClose } from './http/graceful-close.js';
 export { registerErrorReplies, errorBody, toKeepsakeError, type ErrorBody } from './http/error-replies.js';

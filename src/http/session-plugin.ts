@@ -13,6 +13,7 @@ import fp from 'fastify-plugin';
 import { InternalError, KeepsakeError, SessionStoreUnavailableError } from '../errors.js';
 import { kSessionState, type RequestSessionState, type SessionManager } from '../session/session-manager.js';
 import { errorBody } from './error-replies.js';
+import { decorateSessions } from './session-decorators.js';
 
 export interface SessionPluginOptions {
   sessionManager: SessionManager;
@@ -21,6 +22,7 @@ export interface SessionPluginOptions {
 async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPluginOptions): Promise<void> {
   const afterResponse = sessionManager.config.session.persist === 'after_response';
   app.decorateRequest(kSessionState, null);
+  decorateSessions(app, sessionManager);
 
   // Runs on every reply of every route: callback style, so a route that never started a session
   // costs one property read (no promise, no closure).
