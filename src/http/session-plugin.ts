@@ -13,6 +13,7 @@ import fp from 'fastify-plugin';
 import { InternalError, KeepsakeError, SessionStoreUnavailableError } from '../errors.js';
 import { kSessionState, type RequestSessionState, type SessionManager } from '../session/session-manager.js';
 import { errorBody } from './error-replies.js';
+import { attachAppLogger } from '../logging/app-logger.js';
 import { decorateSessions } from './session-decorators.js';
 
 export interface SessionPluginOptions {
@@ -23,6 +24,7 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
   const afterResponse = sessionManager.config.session.persist === 'after_response';
   app.decorateRequest(kSessionState, null);
   decorateSessions(app, sessionManager);
+  attachAppLogger(sessionManager.logger, app.log);
 
   // Runs on every reply of every route: callback style, so a route that never started a session
   // costs one property read (no promise, no closure).

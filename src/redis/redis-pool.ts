@@ -12,6 +12,8 @@ import { createPool, type Pool } from 'generic-pool';
 import type { Redis } from 'ioredis';
 import type { PoolConfig } from '../config/schema.js';
 import { SessionStoreUnavailableError } from '../errors.js';
+import { consoleLogger, type KeepsakeLogger } from '../logger.js';
+import { OutageLog } from '../logging/outage-log.js';
 import { createRedisClient, type RedisClient } from './redis-client-factory.js';
 import { LIBRARY_SOURCE } from './redis-functions.js';
 import { replicasConfirming } from './replica-wait.js';
@@ -58,9 +60,12 @@ export class RedisPool {
   /** A Cluster batches per node with ioredis auto-pipelining; other connections share writes by cork. */
   readonly #cluster: boolean;
 
-  constructor(name: string, config: PoolConfig) {
+  readonly #outage: OutageLog;
+
+  constructor(name: string, config: PoolConfig, logger: KeepsakeLogger = consoleLogger) {
     this.name = name;
     this.config = config;
+    this.#outage = new OutageLog(logger, { pool: name }, { lost: `Redis connection lost (pool ${name}); requests needing a session answer 503 until it is back`, back: `Redis connection back (pool ${name})` });
     this.#cluster = Boolean(config.cluster);
     this.#pool = createPool<RedisClient>(
       {
@@ -268,7 +273,9 @@ export class RedisPool {
   async #connect(): Promise<RedisClient> {
     const client = createRedisClient(this.config, this.name);
     // Silence the default "Unhandled error event" log; failures surface through commands.
-    client.on('error', (error: Error) => trace('pool %s: %s', this.name, error.message));
+    client.on('error', (error: Error) => this.#outage.lost(error));
+    client.on('close', () => this.#lastUsed.has(client) && !this.#closing && this.#outage.lost(new Error('connection closed')));
+    client.on('ready', () => this.#outage.back());
     try {
       await withTimeout(client.connect(), this.config.connect_timeout_ms, 'connect');
       // Not fatal: a Redis out of memory refuses FUNCTION LOAD but still serves reads; a missing
@@ -277,9 +284,11 @@ export class RedisPool {
       // A Redis that restarted has lost the library: load it again before queued commands run.
       client.on('ready', () => void loadLibrary(client).catch((error: Error) => trace('function load: %s', error.message)));
       trace('pool %s: connection created', this.name);
+      this.#outage.back();
       this.#lastUsed.set(client, Date.now());
       return client;
     } catch (error) {
+      this.#outage.lost(error);
       client.disconnect();
       await new Promise((resolve) => setTimeout(resolve, CREATE_FAILURE_PAUSE_MS));
       throw error;

@@ -7,6 +7,7 @@
 import type { KeepsakeConfig } from '../config/schema.js';
 import { SessionPluginMissingError } from '../errors.js';
 import { consoleLogger, type KeepsakeLogger } from '../logger.js';
+import { requestLogger } from '../logging/app-logger.js';
 import type { CookieCodec } from './cookie-codec.js';
 import { newAnonymousTag, newSessionId } from './session-id.js';
 import { SessionData } from './session-data.js';
@@ -86,6 +87,11 @@ export class SessionManager {
     this.#observer = deps.sessionObserver ?? silentObserver;
     this.#users = deps.userIndex ?? new UserIndex({ config: deps.config, sessionStore: deps.sessionStore });
     this.#logger = deps.logger ?? consoleLogger;
+  }
+
+  /** @internal Where keepsake logs; the session plugin points it at the app's logger. */
+  get logger(): KeepsakeLogger {
+    return this.#logger;
   }
 
   /**
@@ -298,10 +304,10 @@ export class SessionManager {
         session = this.#materialize(cookie.id, stored, false, true);
         if (!cookie.signedWithCurrentSecret || this.#cookieAgeing(session)) state.cookie = 'set';
       } else {
-        this.#logger.debug({}, 'session cookie names no stored session (ended or expired); starting a new one');
+        requestLogger(request, this.#logger).debug({}, 'session cookie names no stored session (ended or expired); starting a new one');
       }
     } else if (request.headers.cookie?.includes(`${this.#cookies.name}=`)) {
-      this.#logger.debug({}, 'session cookie rejected (malformed, oversized, tampered or signed with an unknown secret); starting a new one');
+      requestLogger(request, this.#logger).debug({}, 'session cookie rejected (malformed, oversized, tampered or signed with an unknown secret); starting a new one');
     }
     if (session === null) {
       // Ids the store does not know are never adopted (no fixation): a new id every time.

@@ -11,6 +11,8 @@
 import { debuglog } from 'node:util';
 import type { KeepsakeConfig } from '../config/schema.js';
 import type { SocketMetrics } from '../http/metrics.js';
+import { consoleLogger, type KeepsakeLogger } from '../logger.js';
+import { OutageLog } from '../logging/outage-log.js';
 import type { RedisClient } from '../redis/redis-client-factory.js';
 import { decodeNotice, type SessionNotice, type SessionStore } from '../session/session-store.js';
 
@@ -68,8 +70,11 @@ export class SessionNotices {
   #firstWait: Promise<void> | null = null;
   readonly #metrics: SocketMetrics | undefined;
 
-  constructor({ config, sessionStore, metrics }: { config: KeepsakeConfig; sessionStore: SessionStore; metrics?: SocketMetrics }) {
+  readonly #outage: OutageLog;
+
+  constructor({ config, sessionStore, metrics, logger = consoleLogger }: { config: KeepsakeConfig; sessionStore: SessionStore; metrics?: SocketMetrics; logger?: KeepsakeLogger }) {
     this.#store = sessionStore;
+    this.#outage = new OutageLog(logger, {}, { lost: 'session notice subscriber lost its Redis connection; sockets miss HTTP changes until it resubscribes', back: 'session notice subscriber resubscribed; sockets re-read their sessions' });
     this.#metrics = metrics;
     const pool = sessionStore.pool.config;
     this.#waitMs = pool.connect_timeout_ms + pool.command_timeout_ms;
@@ -140,8 +145,9 @@ export class SessionNotices {
     const client = this.#store.pool.dedicatedClient('subscriber');
     this.#client = client;
     this.#metrics?.watchSubscriber(client);
-    client.on('error', (error: Error) => trace('notice subscriber: %s', error.message));
+    client.on('error', (error: Error) => this.#subscribed && this.#outage.lost(error));
     client.on('close', () => {
+      if (this.#subscribed && !this.#closed) this.#outage.lost(new Error('connection closed'));
       this.#subscribed = false;
     });
     client.on('message', (channel: string, message: string) => this.#message(channel, message));
@@ -158,6 +164,7 @@ export class SessionNotices {
         this.#subscribed = true;
         this.#epoch++;
         trace('notice subscriber: subscribed to %s and %s (epoch %d)', this.#sessionChannel, this.#usersChannel, this.#epoch);
+        this.#outage.back();
         this.#wake();
         // Cheap when nothing is registered yet (the first subscription, awaited by the handshake).
         this.#listener?.resubscribed();
