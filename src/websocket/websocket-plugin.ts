@@ -61,7 +61,7 @@ async function websocketPlugin(app: FastifyInstance, { liveSessions, routes = {}
   const checkOrigin = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
     const origin = request.headers.origin;
     // No Origin header: not a browser (a browser always sends one on a WebSocket handshake).
-    if (!request.ws || origin === undefined || anyOrigin || allowed.has(normalizeOrigin(origin))) return done();
+    if (!request.ws || origin === undefined || anyOrigin || allowed.has(normalizeOrigin(origin)) || isSameOrigin(origin, request.headers.host)) return done();
     trace('websocket handshake from origin %s refused (server.ws_allowed_origins)', origin);
     void reply.code(403).send(errorBody(new OriginForbiddenError(origin)));
   };
@@ -104,6 +104,19 @@ function takeHandshake(request: FastifyRequest): Handshake {
   const handshake = slot[kHandshake]!;
   slot[kHandshake] = null;
   return handshake;
+}
+
+/**
+ * The page's own origin: the Origin's host and port are the request's Host (a page served by
+ * this server opening its own /ws), allowed whatever ws_allowed_origins says.
+ */
+function isSameOrigin(origin: string, host: string | undefined): boolean {
+  if (host === undefined) return false;
+  try {
+    return new URL(origin).host === new URL(`http://${host}`).host;
+  } catch {
+    return false;
+  }
 }
 
 /** Origins compare as browsers send them: lowercase scheme and host, no trailing slash. */
