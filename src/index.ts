@@ -28,4 +28,5 @@ export { readOnlyCopy, type ReadOnlySession, type ReadOnlySessionData, type Deep
 export { ConnectionRegistry } from './websocket/connection-registry.js';
 export { LiveSessions } from './websocket/live-sessions.js';
 export { SessionNotices, type UserNotice } from './websocket/session-notices.js';
+export { KEEPSAKE_CHANNELS, sessionHash, type SessionSpanContext, type LoadSpanContext, type PersistSpanContext, type UpdateSpanContext, type NoticeSpanContext } from './tracing/session-channels.js';
 export * from './errors.js';

@@ -8,6 +8,7 @@ import type { KeepsakeConfig } from '../config/schema.js';
 import { SessionPluginMissingError } from '../errors.js';
 import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import { requestLogger } from '../logging/app-logger.js';
+import { traceLoad, tracePersist } from '../tracing/session-channels.js';
 import type { CookieCodec } from './cookie-codec.js';
 import { newAnonymousTag, newSessionId } from './session-id.js';
 import { SessionData } from './session-data.js';
@@ -147,7 +148,11 @@ export class SessionManager {
   }
 
   /** Writes `session`'s changes (creating it in the store if it is new). */
-  async persist(session: Session): Promise<void> {
+  persist(session: Session): Promise<void> {
+    return tracePersist(session.id, session.fresh, () => this.#persist(session));
+  }
+
+  async #persist(session: Session): Promise<void> {
     const changes = session.data.changes();
     const empty = !changes.cleared && changes.sets.size === 0 && changes.deletes.length === 0;
     const user = session.userChanged ? session.meta.userId : undefined;
@@ -307,6 +312,7 @@ export class SessionManager {
         requestLogger(request, this.#logger).debug({}, 'session cookie names no stored session (ended or expired); starting a new one');
       }
     } else if (request.headers.cookie?.includes(`${this.#cookies.name}=`)) {
+      this.#observer.cookieRejected?.();
       requestLogger(request, this.#logger).debug({}, 'session cookie rejected (malformed, oversized, tampered or signed with an unknown secret); starting a new one');
     }
     if (session === null) {
@@ -322,7 +328,9 @@ export class SessionManager {
 
   /** Loads a session, treating one past its absolute lifetime as gone (and removing it). */
   async #loadLive(id: string): Promise<StoredSession | null> {
-    const stored = await this.#store.load(id);
+    const began = performance.now();
+    const stored = await traceLoad(id, () => this.#store.load(id));
+    this.#observer.loaded?.(performance.now() - began);
     if (stored === null) return null;
     const absolute = this.#config.session.absolute_lifespan;
     if (absolute > 0 && Date.now() - stored.meta.createdAt >= absolute * 1000) {

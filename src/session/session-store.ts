@@ -86,6 +86,11 @@ export class SessionStore {
   readonly channel: string;
   readonly #cache = new SessionCache();
 
+  /** @internal Hits and misses of this node's copies of large sessions (metrics read them). */
+  get cacheStats(): { readonly hits: number; readonly misses: number } {
+    return this.#cache.stats;
+  }
+
   constructor({ config, redisPools }: { config: KeepsakeConfig; redisPools: RedisPools }) {
     this.#pool = redisPools.get(config.session.redis_connection_pool);
     this.#prefix = config.session.key_prefix;

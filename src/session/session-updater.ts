@@ -8,6 +8,7 @@
  * (`session.update_timeout_ms`) runs out, then answer 409 with nothing written.
  */
 import { SessionConflictError } from '../errors.js';
+import { traceUpdate } from '../tracing/session-channels.js';
 import { silentObserver, type SessionObserver } from './session-observer.js';
 import type { Session } from './session.js';
 import type { SessionStore } from './session-store.js';
@@ -49,7 +50,7 @@ export class SessionUpdater {
     }
     const own = chain;
     own.waiting++;
-    const result = own.tail.then(() => this.#apply(session, key, fn, own));
+    const result = own.tail.then(() => traceUpdate(session.id, key, (span) => this.#apply(session, key, fn, own, span)));
     own.tail = result.catch(() => undefined);
     void own.tail.then(() => {
       if (--own.waiting === 0 && this.#chains.get(chainKey) === own) this.#chains.delete(chainKey);
@@ -57,7 +58,7 @@ export class SessionUpdater {
     return result;
   }
 
-  async #apply(session: Session, key: string, fn: (current: unknown) => unknown, chain: Chain): Promise<unknown> {
+  async #apply(session: Session, key: string, fn: (current: unknown) => unknown, chain: Chain, span: { attempts: number }): Promise<unknown> {
     const deadline = Date.now() + this.#budgetMs;
     let expected = chain.latest !== undefined ? chain.latest ?? undefined : session.data.storedBytes(key);
     // Bytes from the load or an earlier update may be stale. A write proves them by its
@@ -65,6 +66,7 @@ export class SessionUpdater {
     // again first, so fn's verdict is always on a value current during this call.
     let confirmed = session.fresh; // nobody else knows a fresh session's id
     for (let attempt = 1; ; attempt++) {
+      span.attempts = attempt;
       // fn always gets a fresh copy: it may mutate its argument without touching what we compare.
       const current = expected === undefined ? undefined : decodeOrAbsent(this.#codec, expected);
       let next: unknown;
@@ -121,7 +123,11 @@ export class SessionUpdater {
       confirmed = true; // the conflict reply is the value stored at that moment
       expected = outcome.current;
       chain.latest = expected ?? null;
-      if (Date.now() >= deadline) throw new SessionConflictError(key, attempt);
+      if (Date.now() >= deadline) {
+        this.#observer.updateConflicted?.();
+        throw new SessionConflictError(key, attempt);
+      }
+      this.#observer.updateRetried?.();
     }
   }
 }

@@ -13,6 +13,7 @@ import type { KeepsakeConfig } from '../config/schema.js';
 import type { SocketMetrics } from '../http/metrics.js';
 import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import { OutageLog } from '../logging/outage-log.js';
+import { traceNotice } from '../tracing/session-channels.js';
 import type { RedisClient } from '../redis/redis-client-factory.js';
 import { decodeNotice, type SessionNotice, type SessionStore } from '../session/session-store.js';
 
@@ -178,7 +179,7 @@ export class SessionNotices {
     if (listener === null) return;
     if (channel === this.#sessionChannel) {
       const notice = decodeNotice(message);
-      if (notice !== null) listener.sessionNotice(notice);
+      if (notice !== null) traceNotice(notice.id, notice.kind, () => listener.sessionNotice(notice));
       else trace('notice subscriber: ignored %j on %s', message, channel);
     } else if (channel === this.#usersChannel) {
       const notice = decodeUserNotice(message);
