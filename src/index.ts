@@ -9,6 +9,7 @@ export { createKeepsakeContainer, type KeepsakeContainer, type KeepsakeCradle } 
 export { SessionManager, type SessionRequest } from './session/session-manager.js';
 export { Session, type SessionMeta } from './session/session.js';
 export { SessionFlash } from './session/session-flash.js';
+export type { FlashValues, FlashKey, FlashValue } from './session/flash-values.js';
 export { UserIndex } from './session/user-index.js';
 export { consoleLogger, type KeepsakeLogger } from './logger.js';
 export { SessionData, type SessionValues, type SessionKey, type SessionValue } from './session/session-data.js';

@@ -328,6 +328,10 @@ export function typeErrors(session: Session): void {
   session.data.put('visits', 'many');
   // @ts-expect-error internal methods are not in the published types
   session.bindUser('x');
+  // @ts-expect-error the flash 'notice' is declared a string (docs/examples/controllers/session-values.ts)
+  session.flash('notice', 42);
+  const notice: string | undefined = session.flashed('notice');
+  void notice;
 }
 
 app.get('/visits', async function (request) {
