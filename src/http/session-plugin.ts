@@ -14,7 +14,7 @@ import { InternalError, KeepsakeError, SessionStoreUnavailableError } from '../e
 import { kSessionState, type RequestSessionState, type SessionManager } from '../session/session-manager.js';
 import { errorBody } from './error-replies.js';
 import { attachAppLogger } from '../logging/app-logger.js';
-import { warnDevelopmentSettings } from '../logging/development-warnings.js';
+import { warnAtStart } from '../logging/development-warnings.js';
 import { decorateSessions } from './session-decorators.js';
 
 export interface SessionPluginOptions {
@@ -26,7 +26,7 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
   app.decorateRequest(kSessionState, null);
   decorateSessions(app, sessionManager);
   attachAppLogger(sessionManager.logger, app.log);
-  warnDevelopmentSettings(sessionManager.config, app.log);
+  warnAtStart(app, sessionManager.config);
 
   // Runs on every reply of every route: callback style, so a route that never started a session
   // costs one property read (no promise, no closure).

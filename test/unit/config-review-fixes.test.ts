@@ -40,7 +40,7 @@ test('an unquoted value holding # or ; is refused with the key, the line and the
   assert.equal(quoted.redis_connection_pool.default!.port, 6380);
 });
 
-test('outside production, registering keepsake warns through the app logger about the development secret and a cookie without Secure', async () => {
+test('outside production, an app with keepsake warns at start (listening) through the app logger about the development secret and a cookie without Secure', async () => {
   const lines: { level: number; msg: string }[] = [];
   const stream = new Writable({
     write(chunk, _encoding, done) {
@@ -51,7 +51,8 @@ test('outside production, registering keepsake warns through the app logger abou
   const keepsake = await createKeepsake({ session: { secrets: DEV_SECRET } });
   const app = Fastify({ logger: { level: 'warn', stream } });
   await app.register(keepsake.plugin);
-  await app.ready();
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => setImmediate(resolve));
   await app.close();
   await keepsake.close();
   const warnings = lines.filter((line) => line.level === 40).map((line) => line.msg);
@@ -62,7 +63,8 @@ test('outside production, registering keepsake warns through the app logger abou
   const own = await createKeepsake({ session: { secrets: secret, cookie_secure: true } });
   const quiet = Fastify({ logger: { level: 'warn', stream } });
   await quiet.register(own.plugin);
-  await quiet.ready();
+  await quiet.listen({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => setImmediate(resolve));
   await quiet.close();
   await own.close();
   assert.deepEqual(lines, [], 'own secrets and Secure cookies: nothing to say');
