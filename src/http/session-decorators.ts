@@ -21,6 +21,16 @@ declare module 'fastify' {
     /** `sessionManager.restore(request)`: the cookie's session, or null; never creates one. */
     restoreSession(): Promise<Session | null>;
   }
+  interface FastifyContextConfig {
+    /** keepsake's per-route options. */
+    keepsake?: {
+      /**
+       * false: sessions read by this route keep their remaining life (no TTL refresh, no cookie
+       * re-sent), as a polling route needs; a write by the route still refreshes it. @default true
+       */
+      extendSession?: boolean;
+    };
+  }
 }
 
 /** Names of what `decorateSessions` adds, for fastify-plugin's `decorators` of dependent plugins. */

@@ -16,6 +16,7 @@ import { errorBody } from './error-replies.js';
 import { attachAppLogger } from '../logging/app-logger.js';
 import { warnAtStart } from '../logging/development-warnings.js';
 import { decorateSessions } from './session-decorators.js';
+import { registerKeepLifespanRoutes } from './keep-lifespan-routes.js';
 
 export interface SessionPluginOptions {
   sessionManager: SessionManager;
@@ -27,6 +28,7 @@ async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPl
   decorateSessions(app, sessionManager);
   attachAppLogger(sessionManager.logger, app.log);
   warnAtStart(app, sessionManager.config);
+  registerKeepLifespanRoutes(app);
 
   // Runs on every reply of every route: callback style, so a route that never started a session
   // costs one property read (no promise, no closure).

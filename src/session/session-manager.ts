@@ -9,6 +9,7 @@ import { SessionPluginMissingError } from '../errors.js';
 import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import { requestLogger } from '../logging/app-logger.js';
 import { traceLoad, tracePersist } from '../tracing/session-channels.js';
+import { keepsLifespan } from './keep-lifespan.js';
 import type { CookieCodec } from './cookie-codec.js';
 import { newAnonymousTag, newSessionId } from './session-id.js';
 import { SessionData } from './session-data.js';
@@ -119,8 +120,9 @@ export class SessionManager {
     const header = typeof request === 'object' ? request.headers.cookie : request;
     const cookie = this.#cookies.read(header);
     if (cookie === null) return null;
-    const stored = await this.#loadLive(cookie.id);
-    return stored === null ? null : this.#materialize(cookie.id, stored, false, true);
+    const extend = typeof request !== 'object' || !keepsLifespan(request);
+    const stored = await this.#loadLive(cookie.id, extend);
+    return stored === null ? null : this.#materialize(cookie.id, stored, false, extend);
   }
 
   /** Reads session `id` straight from the store without refreshing it (CLI, WebSocket views). */
@@ -298,16 +300,17 @@ export class SessionManager {
   async #openSession(request: SessionRequest, state: RequestSessionState): Promise<Session> {
     const cookie = this.#cookies.read(request.headers.cookie);
     let session: Session | null = null;
+    const extend = !keepsLifespan(request);
     if (cookie !== null) {
       let stored: StoredSession | null;
       try {
-        stored = await this.#loadLive(cookie.id);
+        stored = await this.#loadLive(cookie.id, extend);
       } finally {
         state.opening = null; // set by start() once this call returned its promise
       }
       if (stored !== null) {
-        session = this.#materialize(cookie.id, stored, false, true);
-        if (!cookie.signedWithCurrentSecret || this.#cookieAgeing(session)) state.cookie = 'set';
+        session = this.#materialize(cookie.id, stored, false, extend);
+        if (!cookie.signedWithCurrentSecret || (extend && this.#cookieAgeing(session))) state.cookie = 'set';
       } else {
         requestLogger(request, this.#logger).debug({}, 'session cookie names no stored session (ended or expired); starting a new one');
       }
@@ -327,9 +330,9 @@ export class SessionManager {
   }
 
   /** Loads a session, treating one past its absolute lifetime as gone (and removing it). */
-  async #loadLive(id: string): Promise<StoredSession | null> {
+  async #loadLive(id: string, extend = true): Promise<StoredSession | null> {
     const began = performance.now();
-    const stored = await traceLoad(id, () => this.#store.load(id));
+    const stored = await traceLoad(id, () => this.#store.load(id, extend));
     this.#observer.loaded?.(performance.now() - began);
     if (stored === null) return null;
     const absolute = this.#config.session.absolute_lifespan;
@@ -338,7 +341,7 @@ export class SessionManager {
       await Promise.all([this.#store.destroy(id), userId !== null ? this.#users.remove(userId, id) : undefined]);
       return null;
     }
-    if (stored.meta.userId !== null) this.#users.touch(stored.meta.userId);
+    if (stored.meta.userId !== null && extend) this.#users.touch(stored.meta.userId);
     return stored;
   }
 
