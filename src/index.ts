@@ -10,6 +10,7 @@ export { createKeepsakeContainer, type KeepsakeContainer, type KeepsakeCradle } 
 export { SessionManager, type SessionRequest } from './session/session-manager.js';
 export { Session, type SessionMeta } from './session/session.js';
 export { SessionFlash } from './session/session-flash.js';
+export type { FlashValues, FlashKey, FlashValue } from './session/flash-values.js';
 export { UserIndex } from './session/user-index.js';
 export { Devices, type Device } from './session/devices.js';
 export { Presence } from './websocket/presence.js';
@@ -19,6 +20,7 @@ export type { SessionObserver } from './session/session-observer.js';
 export { RedisPool } from './redis/redis-pool.js';
 export { RedisPools } from './redis/redis-pools.js';
 export { default as sessionPlugin } from './http/session-plugin.js';
+export { SESSION_DECORATORS } from './http/session-decorators.js';
 export { default as metricsPlugin, Metrics, type SocketMetrics, type MetricsPluginOptions } from './http/metrics.js';
 export { default as gracefulClose } from './http/graceful-close.js';
 export { registerErrorReplies, errorBody, toKeepsakeError, type ErrorBody } from './http/error-replies.js';
@@ -30,4 +32,5 @@ export { readOnlyCopy, type ReadOnlySession, type ReadOnlySessionData, type Deep
 export { ConnectionRegistry } from './websocket/connection-registry.js';
 export { LiveSessions } from './websocket/live-sessions.js';
 export { SessionNotices, type UserNotice } from './websocket/session-notices.js';
+export { KEEPSAKE_CHANNELS, sessionHash, type SessionSpanContext, type LoadSpanContext, type PersistSpanContext, type UpdateSpanContext, type NoticeSpanContext } from './tracing/session-channels.js';
 export * from './errors.js';

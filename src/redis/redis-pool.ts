@@ -12,6 +12,8 @@ import { createPool, type Pool } from 'generic-pool';
 import type { Redis } from 'ioredis';
 import type { PoolConfig } from '../config/schema.js';
 import { SessionStoreUnavailableError } from '../errors.js';
+import { consoleLogger, type KeepsakeLogger } from '../logger.js';
+import { OutageLog } from '../logging/outage-log.js';
 import { createRedisClient, type RedisClient } from './redis-client-factory.js';
 import { LIBRARY_SOURCE } from './redis-functions.js';
 import { replicasConfirming } from './replica-wait.js';
@@ -60,9 +62,12 @@ export class RedisPool {
   /** A Cluster batches per node with ioredis auto-pipelining; other connections share writes by cork. */
   readonly #cluster: boolean;
 
-  constructor(name: string, config: PoolConfig) {
+  readonly #outage: OutageLog;
+
+  constructor(name: string, config: PoolConfig, logger: KeepsakeLogger = consoleLogger) {
     this.name = name;
     this.config = config;
+    this.#outage = new OutageLog(logger, { pool: name }, { lost: `Redis connection lost (pool ${name}); requests needing a session answer 503 until it is back`, back: `Redis connection back (pool ${name})` });
     this.#cluster = Boolean(config.cluster);
     this.#pool = createPool<RedisClient>(
       {
@@ -84,7 +89,7 @@ export class RedisPool {
     );
   }
 
-  /**
+  /** @internal
    * Borrows a connection, lets `issue` send its commands, gives the connection back at once and
    * then waits for the replies. `issue` must send every command synchronously, and may be run a
    * second time on a Redis Cluster (see below), so its commands must be safe to repeat.
@@ -115,7 +120,7 @@ export class RedisPool {
     }
   }
 
-  /**
+  /** @internal
    * As run(), for a write that counts only once `wait_replicas` replicas have it: a WAIT follows
    * the turn's writes on the connection (replica-wait.ts) without waiting for their replies, so it
    * adds no round trip, only the time the replicas take to acknowledge. With wait_replicas = 0
@@ -184,6 +189,7 @@ export class RedisPool {
   }
 
   /**
+   * @internal
    * Wraps a Redis fault in the typed error requests answer 503 with (keeps typed errors as they
    * are). The message is keepsake's own: Redis's text (addresses, WRONGPASS, OOM…) goes to the
    * reply's client otherwise; it stays in `cause`, which the log shows.
@@ -208,12 +214,12 @@ export class RedisPool {
     }
   }
 
-  /** A new connection outside the pool, for SUBSCRIBE or other exclusive use; the caller closes it. */
+  /** @internal A new connection outside the pool, for SUBSCRIBE or other exclusive use; the caller closes it. */
   dedicatedClient(purpose: string): RedisClient {
     return createRedisClient(this.config, `${this.name}:${purpose}`);
   }
 
-  /** Loads keepsake's Redis functions on every master (after "Function not found": a restarted Redis, a new master). */
+  /** @internal Loads keepsake's Redis functions on every master (after "Function not found": a restarted Redis, a new master). */
   async loadFunctions(client?: RedisClient): Promise<void> {
     if (client === undefined) {
       await this.run((borrowed) => loadLibrary(borrowed));
@@ -281,8 +287,10 @@ export class RedisPool {
     let connectError: unknown = null;
     client.on('error', (error: Error) => {
       connectError ??= error;
-      trace('pool %s: %s', this.name, error.message);
+      this.#outage.lost(error);
     });
+    client.on('close', () => this.#lastUsed.has(client) && !this.#closing && this.#outage.lost(new Error('connection closed')));
+    client.on('ready', () => this.#outage.back());
     try {
       await withTimeout(client.connect(), this.config.connect_timeout_ms, 'connect');
       // Not fatal: a Redis out of memory refuses FUNCTION LOAD but still serves reads; a missing
@@ -292,10 +300,12 @@ export class RedisPool {
       client.on('ready', () => void loadLibrary(client).catch((error: Error) => trace('function load: %s', error.message)));
       trace('pool %s: connection created', this.name);
       this.#lastConnectError = null;
+      this.#outage.back();
       this.#lastUsed.set(client, Date.now());
       return client;
     } catch (error) {
       this.#lastConnectError = connectError ?? error;
+      this.#outage.lost(error);
       client.disconnect();
       await new Promise((resolve) => setTimeout(resolve, CREATE_FAILURE_PAUSE_MS));
       throw error;

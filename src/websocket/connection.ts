@@ -63,6 +63,7 @@ export class Connection {
   /** Bytes that may wait to be sent before the socket is closed with 1013. */
   readonly #maxBufferedBytes: number;
 
+  /** @internal */
   constructor(socket: WebSocket, session: ReadOnlySession, controller: WebSocketController, maxBufferedBytes = Infinity) {
     this.socket = socket;
     this.#maxBufferedBytes = maxBufferedBytes;

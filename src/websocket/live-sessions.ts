@@ -67,7 +67,7 @@ interface PendingNotices {
 /** Notices kept per session during handshakes (they last milliseconds; this only bounds a storm). */
 const MAX_PENDING_NOTICES = 64;
 
-export class LiveSessions implements NoticeListener {
+export class LiveSessions {
   readonly config: KeepsakeConfig;
   readonly #sessions: SessionManager;
   readonly #cookies: CookieCodec;
@@ -114,7 +114,7 @@ export class LiveSessions implements NoticeListener {
     return this.#closing;
   }
 
-  /**
+  /** @internal
    * Before the upgrade: makes sure this node hears notices (the first socket opens the
    * subscriber), then reads the cookie's session without creating one.
    * @throws SessionStoreUnavailableError when Redis cannot be reached in time (the handshake gets 503).
@@ -145,7 +145,7 @@ export class LiveSessions implements NoticeListener {
     }
   }
 
-  /** After the upgrade: registers the socket, wires its events and calls `onOpen`. */
+  /** @internal After the upgrade: registers the socket, wires its events and calls `onOpen`. */
   open(socket: WebSocket, handshake: Handshake, controller: WebSocketController): Connection {
     const session = handshake.session;
     const { ws_max_buffered_bytes: maxBuffered, ws_max_sockets_per_session: maxSockets } = this.config.server;

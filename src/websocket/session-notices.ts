@@ -12,6 +12,8 @@ import { debuglog } from 'node:util';
 import type { KeepsakeConfig } from '../config/schema.js';
 import type { SocketMetrics } from '../http/metrics.js';
 import { consoleLogger, type KeepsakeLogger } from '../logger.js';
+import { OutageLog } from '../logging/outage-log.js';
+import { traceNotice } from '../tracing/session-channels.js';
 import type { RedisClient } from '../redis/redis-client-factory.js';
 import { isSessionId } from '../session/session-id.js';
 import { decodeNotice, type SessionNotice, type SessionStore } from '../session/session-store.js';
@@ -75,9 +77,12 @@ export class SessionNotices {
   readonly #metrics: SocketMetrics | undefined;
   readonly #logger: KeepsakeLogger;
 
+  readonly #outage: OutageLog;
+
   constructor({ config, sessionStore, metrics, logger }: { config: KeepsakeConfig; sessionStore: SessionStore; metrics?: SocketMetrics; logger?: KeepsakeLogger }) {
     this.#store = sessionStore;
     this.#logger = logger ?? consoleLogger;
+    this.#outage = new OutageLog(this.#logger, {}, { lost: 'session notice subscriber lost its Redis connection; sockets miss HTTP changes until it resubscribes', back: 'session notice subscriber resubscribed; sockets re-read their sessions' });
     this.#metrics = metrics;
     const pool = sessionStore.pool.config;
     this.#waitMs = pool.connect_timeout_ms + pool.command_timeout_ms;
@@ -148,8 +153,9 @@ export class SessionNotices {
     const client = this.#store.pool.dedicatedClient('subscriber');
     this.#client = client;
     this.#metrics?.watchSubscriber(client);
-    client.on('error', (error: Error) => trace('notice subscriber: %s', error.message));
+    client.on('error', (error: Error) => this.#subscribed && this.#outage.lost(error));
     client.on('close', () => {
+      if (this.#subscribed && !this.#closed) this.#outage.lost(new Error('connection closed'));
       this.#subscribed = false;
     });
     client.on('message', (channel: string, message: string) => this.#message(channel, message));
@@ -166,6 +172,7 @@ export class SessionNotices {
         this.#subscribed = true;
         this.#epoch++;
         trace('notice subscriber: subscribed to %s and %s (epoch %d)', this.#sessionChannel, this.#usersChannel, this.#epoch);
+        this.#outage.back();
         this.#wake();
         // Cheap when nothing is registered yet (the first subscription, awaited by the handshake).
         this.#listener?.resubscribed();
@@ -185,7 +192,7 @@ export class SessionNotices {
     try {
       if (channel === this.#sessionChannel) {
         const notice = decodeNotice(message);
-        if (notice !== null && isSessionId(notice.id) && (notice.kind !== 'renamed' || isSessionId(notice.to))) listener.sessionNotice(notice);
+        if (notice !== null && isSessionId(notice.id) && (notice.kind !== 'renamed' || isSessionId(notice.to))) traceNotice(notice.id, notice.kind, () => listener.sessionNotice(notice));
         else trace('notice subscriber: ignored %j on %s', message.slice(0, 200), channel);
       } else if (channel === this.#usersChannel) {
         const notice = decodeUserNotice(message);

@@ -29,7 +29,7 @@ const sockets: WsClient[] = [];
 let redis: Redis;
 const uncaught: unknown[] = [];
 const record = (error: unknown) => void uncaught.push(error);
-const quiet = { debug() {}, warn() {}, error() {} };
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 async function startNode(): Promise<WsNode> {
   const node = await startWsNode(testConfig({ session: { key_prefix: prefix } }), new NameSocket(), quiet);
