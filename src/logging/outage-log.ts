@@ -3,6 +3,7 @@
  * connections and reconnect attempts in between (an operator sees the outage, not a flood).
  */
 import type { KeepsakeLogger } from '../logger.js';
+import { redactCommand } from './redact-command.js';
 
 export class OutageLog {
   #down = false;
@@ -16,7 +17,7 @@ export class OutageLog {
   lost(error: unknown): void {
     if (this.#down) return;
     this.#down = true;
-    this.logger.error({ ...this.fields, err: error }, this.messages.lost);
+    this.logger.error({ ...this.fields, err: redactCommand(error) }, this.messages.lost);
   }
 
   back(): void {

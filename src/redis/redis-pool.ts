@@ -7,6 +7,7 @@
  * socket writes (shared-writes.ts on a standalone or Sentinel connection, ioredis auto-pipelining
  * on a Cluster; DESIGN.md, "Measured") and a slow controller can never starve the pool.
  */
+import { redactCommand } from '../logging/redact-command.js';
 import { debuglog } from 'node:util';
 import { createPool, type Pool } from 'generic-pool';
 import type { Redis } from 'ioredis';
@@ -286,6 +287,7 @@ export class RedisPool {
     // with "Connection is closed" or a timeout.
     let connectError: unknown = null;
     client.on('error', (error: Error) => {
+      redactCommand(error);
       connectError ??= error;
       this.#outage.lost(error);
     });
@@ -304,7 +306,7 @@ export class RedisPool {
       this.#lastUsed.set(client, Date.now());
       return client;
     } catch (error) {
-      this.#lastConnectError = connectError ?? error;
+      this.#lastConnectError = redactCommand(connectError ?? error);
       this.#outage.lost(error);
       client.disconnect();
       await new Promise((resolve) => setTimeout(resolve, CREATE_FAILURE_PAUSE_MS));

@@ -364,7 +364,9 @@ export class SessionManager {
   async destroyUser(userId: string): Promise<number> {
     const ids = await this.#users.members(userId);
     const ended = await Promise.all(ids.map((id) => this.#store.destroy(id)));
-    await this.#users.remove(userId, ...ids);
+    // An id with no session may be a login in flight (its index entry comes first): it stays in
+    // the index, so that a later call still finds the session it becomes.
+    await Promise.all([this.#users.remove(userId, ...ids.filter((_, index) => ended[index])), this.#users.prune(userId, ids.filter((_, index) => !ended[index]))]);
     this.#devicesChanged(userId);
     return ended.filter(Boolean).length;
   }
@@ -418,7 +420,9 @@ export class SessionManager {
   async #endSessions(userId: string, ids: string[]): Promise<number> {
     if (ids.length === 0) return 0;
     const ended = await Promise.all(ids.map((id) => this.#store.destroy(id)));
-    await this.#users.remove(userId, ...ids);
+    // An id with no session may be a login in flight (its index entry comes first): it stays in
+    // the index, so that a later call still finds the session it becomes.
+    await Promise.all([this.#users.remove(userId, ...ids.filter((_, index) => ended[index])), this.#users.prune(userId, ids.filter((_, index) => !ended[index]))]);
     this.#devicesChanged(userId);
     return ended.filter(Boolean).length;
   }
