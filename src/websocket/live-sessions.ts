@@ -66,6 +66,8 @@ interface PendingNotices {
 
 /** Notices kept per session during handshakes (they last milliseconds; this only bounds a storm). */
 const MAX_PENDING_NOTICES = 64;
+/** After a resubscribe, how long a session found gone waits for a notice before it counts as ended. */
+const MISSED_NOTICE_WAIT_MS = 250;
 
 export class LiveSessions {
   readonly config: KeepsakeConfig;
@@ -85,6 +87,8 @@ export class LiveSessions {
   readonly #expiry: ExpirySweep;
   readonly #presence: Presence | null;
   #closing = false;
+  /** Entries re-read because the subscriber came back: notices for them may have been missed. */
+  readonly #afterOutage = new WeakSet<SessionSockets>();
 
   constructor(deps: LiveSessionsDeps) {
     this.config = deps.config;
@@ -227,7 +231,10 @@ export class LiveSessions {
 
   /** @internal The subscriber is back: re-read every session with sockets here. */
   resubscribed(): void {
-    for (const entry of this.#registry.entries()) this.#refresh(entry, false);
+    for (const entry of this.#registry.entries()) {
+      this.#afterOutage.add(entry);
+      this.#refresh(entry, false);
+    }
   }
 
   /**
@@ -270,6 +277,27 @@ export class LiveSessions {
       });
   }
 
+  /**
+   * A session found gone right after the subscriber came back: its destroy notice (a logout, a
+   * revoke) may have been published while the subscriber was away, and no notice will come. Once
+   * a notice published since the resubscription has had time to arrive (a rename's moves the
+   * entry), a second miss ends it: its sockets close with 4401 within a second of the logout,
+   * not a sweep later. (A login made during the outage looks the same: its sockets are closed
+   * too, and reconnect with the new cookie.)
+   */
+  #confirmEnded(entry: SessionSockets, id: string): void {
+    const confirm = () => {
+      if (!entry.live || entry.id !== id || this.#closing) return;
+      this.#sessions.peek(id).then(
+        (session) => {
+          if (session === null && entry.live && entry.id === id) this.#end(entry);
+        },
+        (error: unknown) => trace('could not confirm an ended session after a resubscribe: %s', (error as Error).message),
+      );
+    };
+    setTimeout(confirm, MISSED_NOTICE_WAIT_MS).unref();
+  }
+
   async #reread(entry: SessionSockets): Promise<void> {
     do {
       entry.stale = false;
@@ -287,8 +315,13 @@ export class LiveSessions {
         entry.stale = true; // renamed while reading: read the new id
         continue;
       }
-      // Gone: a rename or destroy notice is on its way, or it expired (the expiry sweep closes those).
-      if (session === null) continue;
+      // Gone: a rename or destroy notice is on its way, or it expired (the expiry sweep closes
+      // those). Re-read after the subscriber was away, the notice may have been missed instead.
+      if (session === null) {
+        if (this.#afterOutage.delete(entry)) this.#confirmEnded(entry, id);
+        continue;
+      }
+      this.#afterOutage.delete(entry);
       const before = this.#shown.get(entry) ?? this.#fingerprint(entry.handles[0]!.view);
       const after = this.#fingerprint(session);
       this.#shown.set(entry, after);

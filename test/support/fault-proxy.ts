@@ -97,6 +97,7 @@ export class FaultProxy {
   readonly #links = new Set<Link>();
   #armed: Armed | null = null;
   #delayMs = 0;
+  #refusing = false;
   readonly counts: FaultProxyCounts = { repliesLost: 0, connectionsCut: 0 };
 
   private constructor(server: net.Server, private readonly target: { host: string; port: number }) {
@@ -148,6 +149,11 @@ export class FaultProxy {
     return links.length;
   }
 
+  /** While true, new connections are reset at once (a link that stays down while clients retry). */
+  refuseNew(refusing: boolean): void {
+    this.#refusing = refusing;
+  }
+
   /** Holds every reply back by `ms` from now on (0: none). */
   setDelay(ms: number): void {
     this.#delayMs = ms;
@@ -160,6 +166,10 @@ export class FaultProxy {
   }
 
   #accept(client: net.Socket): void {
+    if (this.#refusing) {
+      client.resetAndDestroy();
+      return;
+    }
     const upstream = net.connect(this.target);
     const link: Link = { client, upstream, pending: [], fromClient: Buffer.alloc(0), fromUpstream: Buffer.alloc(0), subscriber: false, closed: false, held: [] };
     this.#links.add(link);
