@@ -289,7 +289,7 @@ export class SessionManager {
     const session = await this.start(request);
     const state = this.#state(request);
     const previous = { id: session.id, userId: session.meta.userId, stored: !session.fresh };
-    const userId = options.userId ?? session.meta.userId;
+    let userId = options.userId ?? session.meta.userId;
     // The login's device (User-Agent, IP, handle) rides the login's own commit below.
     if (options.userId !== undefined) session.setDeviceFields(loginDeviceFields(request));
     // The renamed session's cookie is sent now: its Max-Age counts from here (m:k).
@@ -316,7 +316,13 @@ export class SessionManager {
         throw error;
       }
       if (!committed) {
+        // Ended meanwhile (a logout or revoke elsewhere): what it held is gone, and so is its
+        // login. The visitor goes on in a new session with only this request's own changes (and
+        // the user this login names), and the reply shows nothing the store does not have.
         session.markFresh();
+        session.data.forgetStored();
+        userId = options.userId ?? null;
+        if (userId === null && session.meta.userId !== null) session.bindUser(null);
         continue;
       }
       session.changeId(id);
