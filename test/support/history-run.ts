@@ -401,6 +401,7 @@ export async function runHistory(options: RunOptions): Promise<RunResult> {
       boundMs: BOUND_MS,
       socketCloseMs: 1000,
       observedUntil,
+      noticeOutages: noticeOutages(recorder.faultLog),
     };
     const anomalies = checkHistory(history);
     return { history, faultLog: recorder.faultLog, anomalies, figures: figures(options, recorder, backend, history, anomalies, (observedUntil - began) / 1000, loopDelay) };
@@ -469,4 +470,13 @@ export function report(result: RunResult, maxDetails = 40): string {
     ...(anomalies.length > maxDetails ? [`  … and ${anomalies.length - maxDetails} more`] : []),
   ];
   return lines.join('\n');
+}
+
+/** Faults that cut the nodes' subscriber connections, and how long their reconnect may take. */
+const CUTTING_FAULTS = /^(client-kill|redis-restart|sigstop|cut-all|sentinel-failover)/;
+const NOTICE_OUTAGE_MS = 4000;
+
+/** The windows in which a node's notice subscriber may have been away (see History.noticeOutages). */
+function noticeOutages(faultLog: readonly { at: number; kind: string }[]): { from: number; to: number }[] {
+  return faultLog.filter((fault) => CUTTING_FAULTS.test(fault.kind)).map((fault) => ({ from: fault.at, to: fault.at + NOTICE_OUTAGE_MS }));
 }

@@ -69,6 +69,13 @@ export interface History {
   readonly socketCloseMs?: number;
   /** When the sockets were last looked at: an end less than socketCloseMs before it is not judged. */
   readonly observedUntil?: number;
+  /**
+   * Times a node's notice subscriber may have been away (a fault that cuts connections, until its
+   * reconnect). Redis pub/sub delivers at most once: a login's notice published then is lost, and
+   * the node, finding the session gone when it is back, closes its sockets with 4401 (they
+   * reconnect with the new cookie). Such a close is allowed; a close with no outage is not.
+   */
+  readonly noticeOutages?: readonly { readonly from: number; readonly to: number }[];
 }
 
 export type AnomalyKind =
@@ -399,7 +406,10 @@ function checkSockets(
     }
     if (!socket.closedByClient && socket.closeCode === 4401 && socket.closedAt !== null) {
       const span = followed.find((candidate) => candidate.from <= closedAt && closedAt <= candidate.to);
-      if (span && !(possibleEnds.get(span.session) ?? []).some((end) => end.how !== 'login' && end.start < closedAt)) {
+      const missedLogin = (loginsOf.get(socket.client) ?? []).some(
+        (login) => login.start < closedAt && login.end >= socket.openedAt && (history.noticeOutages ?? []).some((outage) => login.start < outage.to && login.end > outage.from),
+      );
+      if (span && !missedLogin && !(possibleEnds.get(span.session) ?? []).some((end) => end.how !== 'login' && end.start < closedAt)) {
         add('socket-closed-without-end', `socket ${socket.id} of ${socket.client} (session ${short(span.session)}) was closed with 4401 though its session was not ended`, socket.id);
       }
     }

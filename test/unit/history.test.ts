@@ -160,6 +160,12 @@ test('a socket closed with 4401 while its session lives on is caught', () => {
     sockets: [socket({ openedAt: 0, closedAt: clock + 100, closeCode: 4401 })],
     crashes: [], boundMs: 3000,
   })), ['socket-closed-without-end']);
+  // The same close after a login made while the node's subscriber may have been away (its notice
+  // lost: pub/sub is at most once) is allowed: the node closes what it cannot follow.
+  const login = ev('c1', 'login', 200, { got: 'S2', user: 'u1', basket: [], observedName: null });
+  const closed = socket({ openedAt: 0, closedAt: clock + 100, closeCode: 4401 });
+  assert.deepEqual(checkHistory({ events: [login], sockets: [closed], crashes: [], boundMs: 3000, noticeOutages: [{ from: login.start - 100, to: login.start + 1000 }] }), []);
+  assert.deepEqual(kinds(checkHistory({ events: [login], sockets: [closed], crashes: [], boundMs: 3000, noticeOutages: [{ from: login.end + 50, to: login.end + 1000 }] })), ['socket-closed-without-end'], 'an outage after the login excuses nothing');
 });
 
 test('an answer past the bound, an unexpected status and a crashed node are caught', () => {
