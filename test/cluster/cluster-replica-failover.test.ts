@@ -15,8 +15,12 @@ import { eventually } from '../support/session-helpers.js';
 const ACQUIRE_MS = 1000;
 /** Short, so an answer that waits for the promotion (node timeout 2 s + election) shows past the bound. */
 const COMMAND_MS = 500;
-/** acquire_timeout_ms + command_timeout_ms + a margin for a loaded machine. */
-const BOUND_MS = ACQUIRE_MS + COMMAND_MS + 1000;
+/**
+ * A basket add sends two commands one after the other (the session's load, then the update's
+ * write), and each may wait acquire_timeout_ms + command_timeout_ms (DEMO-APP.md "Bounds": per
+ * command); plus a margin for a loaded machine.
+ */
+const BOUND_MS = 2 * (ACQUIRE_MS + COMMAND_MS) + 1500;
 
 /** The port of the master serving `slot`, from any live node's CLUSTER SLOTS. */
 async function masterOf(cluster: RedisClusterServers, slot: number): Promise<number> {
@@ -121,8 +125,8 @@ test('Cluster with replicas: a master killed under load, its replica promoted, w
     }
   }
 
-  // DEMO-APP.md "Bounds": a request waits at most acquire_timeout_ms + command_timeout_ms, then 503.
-  await t.test('every answer during the failover came within acquire + command timeouts + a margin', () => {
+  // DEMO-APP.md "Bounds": a request waits at most acquire_timeout_ms + command_timeout_ms per command, then 503.
+  await t.test('every answer during the failover came within acquire + command timeouts per command + a margin', () => {
     const late = during.filter((entry) => entry.ms > BOUND_MS);
     assert.deepEqual(late.map((entry) => `${entry.sku} ${entry.status} after ${entry.ms} ms`), [], `answers past ${BOUND_MS} ms`);
   });
