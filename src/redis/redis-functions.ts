@@ -56,21 +56,25 @@ export const WRITE_REPEATED = 2;
 export const WRITE_CONFLICT = 0;
 export const WRITE_GONE = -1;
 export const WRITE_TOO_LARGE = -2;
+/** The write reached Redis after the deadline in its header (`e<ms>`): nothing was written. */
+export const WRITE_EXPIRED = -3;
 
 /**
  * The first argument of a write: `<max_bytes>` (0 = no limit), then, in this order and each only
  * when needed: `t<ttl_ms>` refresh the TTL, `c` create (do not require the session to exist),
  * `x` clear every data and flash field first, `k` compare-and-set (the next two arguments are the
  * field and the SHA-1 of the bytes it must hold, '' = absent), `d<n>` the last n arguments are
- * fields to delete; last `:<op_id>`, the write's operation id (base64url characters).
+ * fields to delete, `e<ms>` a deadline (Redis time, ms since epoch: past it, nothing is written
+ * and the answer is {-3}; logins only); last `:<op_id>`, the write's operation id (base64url characters).
  */
-export function writeHeader(options: { maxBytes: string; ttlMs?: string | undefined; create?: boolean; clear?: boolean; compare?: boolean; deletes?: number; opId: string }): string {
+export function writeHeader(options: { maxBytes: string; ttlMs?: string | undefined; create?: boolean; clear?: boolean; compare?: boolean; deletes?: number; deadlineMs?: number; opId: string }): string {
   let header = options.maxBytes;
   if (options.ttlMs !== undefined) header += `t${options.ttlMs}`;
   if (options.create) header += 'c';
   if (options.clear) header += 'x';
   if (options.compare) header += 'k';
   if (options.deletes) header += `d${options.deletes}`;
+  if (options.deadlineMs !== undefined) header += `e${Math.floor(options.deadlineMs)}`;
   return `${header}:${options.opId}`;
 }
 
@@ -150,9 +154,9 @@ end)
 
 -- The write of ${FUNCTION.write} and ${FUNCTION.rename}: see there. Publishes notice, unless nil.
 -- Returns {1, previous version} ok | {2} done by an earlier send of this op | {0, current}
--- compare-and-set lost | {-1} session gone | {-2, bytes} too large
+-- compare-and-set lost | {-1} session gone | {-2, bytes} too large | {-3} past its deadline
 local function write(key, args, notice)
-  local max, ttl, flags, ndel, op = string.match(args[1], '^(%d+)t?(%d*)([cxk]*)d?(%d*):([%w_-]+)$')
+  local max, ttl, flags, ndel, deadline, op = string.match(args[1], '^(%d+)t?(%d*)([cxk]*)d?(%d*)e?(%d*):([%w_-]+)$')
   max = tonumber(max)
   ndel = tonumber(ndel) or 0
   local create, clear, cas = false, false, false
@@ -164,6 +168,14 @@ local function write(key, args, notice)
   -- m:c is in every session keepsake made: without it the session is gone.
   local meta = redis.call('HMGET', key, 'm:s', 'm:v', 'm:c')
   if seen(meta[2], op) then return {2} end
+  -- Past its sender's deadline (Redis time, ms): the sender answered 503 already; applying it now
+  -- (a command held in a buffer while Redis was stopped, or queued through a reconnect) would
+  -- act behind the visitor's back. Only logins carry one: a late one would move the session away
+  -- from the cookie the browser kept.
+  if deadline ~= '' then
+    local now = redis.call('TIME')
+    if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(deadline) then return {-3} end
+  end
   if not meta[3] and not create then return {-1} end
   -- A new hash: no field to subtract the old bytes of.
   local empty = clear or not meta[3]

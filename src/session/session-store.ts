@@ -5,11 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { KeepsakeConfig } from '../config/schema.js';
-import { SessionGoneError, SessionTooLargeError } from '../errors.js';
+import { SessionGoneError, SessionStoreUnavailableError, SessionTooLargeError } from '../errors.js';
 import { keySlot } from '../redis/cluster-slot.js';
 import { hgetallRaw, type RedisClient } from '../redis/redis-client-factory.js';
 import { OperationIds } from '../redis/operation-id.js';
-import { FIELD, FUNCTION, LARGE_SESSION_BYTES, LOAD_LARGE, WRITE_CONFLICT, WRITE_GONE, WRITE_OK, WRITE_REPEATED, WRITE_TOO_LARGE, writeHeader } from '../redis/redis-functions.js';
+import { FIELD, FUNCTION, LARGE_SESSION_BYTES, LOAD_LARGE, WRITE_CONFLICT, WRITE_EXPIRED, WRITE_GONE, WRITE_OK, WRITE_REPEATED, WRITE_TOO_LARGE, writeHeader } from '../redis/redis-functions.js';
 import type { RedisPool } from '../redis/redis-pool.js';
 import type { RedisPools } from '../redis/redis-pools.js';
 import { DEVICE_FIELD } from './device-info.js';
@@ -232,7 +232,7 @@ export class SessionStore {
   }
 
   /** The arguments of the write function for `request`, and its operation id. */
-  #writeArgs(request: WriteRequest): PreparedWrite {
+  #writeArgs(request: WriteRequest, deadlineMs?: number): PreparedWrite {
     const { changes, create, compare } = request;
     const args: (string | Buffer)[] = [''];
     if (compare) args.push(FIELD.data + compare.key, compare.expected ? sha1(compare.expected) : '');
@@ -252,6 +252,7 @@ export class SessionStore {
       clear: changes.cleared,
       compare: compare !== undefined,
       deletes: args.length - firstDelete,
+      deadlineMs,
       opId,
     });
     return { args, firstDelete, opId };
@@ -276,6 +277,8 @@ export class SessionStore {
         throw new SessionGoneError();
       case WRITE_TOO_LARGE:
         throw new SessionTooLargeError(Number(reply[1]), Number(this.#maxBytes));
+      case WRITE_EXPIRED:
+        throw new SessionStoreUnavailableError(`Redis (pool '${this.#pool.name}') ran the login after command_timeout_ms (${this.#pool.config.command_timeout_ms} ms) had passed; nothing was written`);
       default:
         throw new Error(`unexpected reply from ${name}: ${String(reply[0])}`);
     }
@@ -296,7 +299,9 @@ export class SessionStore {
    * @throws SessionTooLargeError, SessionStoreUnavailableError (then nothing or everything happened)
    */
   async rename(id: string, to: string, request: Omit<WriteRequest, 'create' | 'compare'>): Promise<boolean> {
-    const write = this.#writeArgs({ ...request, refreshTtl: true });
+    // A login that reaches Redis after this request gave up on it (503) must not happen: the
+    // browser keeps the old cookie, and the session would move away from it.
+    const write = this.#writeArgs({ ...request, refreshTtl: true }, Date.now() + this.#pool.config.command_timeout_ms);
     this.#cache.drop(id);
     const reply = (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], write.args, true)) as WriteReply;
     try {

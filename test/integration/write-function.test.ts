@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Redis } from 'ioredis';
-import { FUNCTION, LIBRARY_SOURCE, RECENT_OPS_BYTES, WRITE_GONE, WRITE_OK, WRITE_REPEATED, writeHeader } from '../../src/redis/redis-functions.js';
+import { FUNCTION, LIBRARY_SOURCE, RECENT_OPS_BYTES, WRITE_EXPIRED, WRITE_GONE, WRITE_OK, WRITE_REPEATED, writeHeader } from '../../src/redis/redis-functions.js';
 import { newSessionId } from '../../src/session/session-id.js';
 import { RedisServer } from '../support/redis-server.js';
 
@@ -58,4 +58,16 @@ test('a rename sent again is answered "done"; the rename of a gone session is no
   assert.equal(await redis.exists(from), 0);
   assert.deepEqual(await rename('login1'), [WRITE_REPEATED]);
   assert.deepEqual(await rename('login2'), [WRITE_GONE]);
+});
+
+test('a login that reaches Redis past its deadline changes nothing: the old key keeps the session', async () => {
+  const from = PREFIX + newSessionId();
+  const to = PREFIX + newSessionId();
+  await write(from, 'c1', ['d:basket', 'tea'], { create: true });
+  const rename = (opId: string, deadlineMs: number) => redis.fcall(FUNCTION.rename, 2, from, to, writeHeader({ maxBytes: '0', ttlMs: '60000', deadlineMs, opId }), 'm:u', 'alice');
+  assert.deepEqual(await rename('late', Date.now() - 1), [WRITE_EXPIRED]);
+  assert.equal(await redis.exists(to), 0, 'not moved');
+  assert.deepEqual(await redis.hmget(from, 'd:basket', 'm:u'), ['tea', null], 'the old session as it was');
+  assert.deepEqual(await rename('in-time', Date.now() + 5000), [WRITE_OK, 'c1']);
+  assert.equal(await redis.hget(to, 'm:u'), 'alice');
 });
