@@ -77,15 +77,18 @@ after(async () => {
 
 describe('the handshake', () => {
   test('a node opens no subscriber before its first socket, and one SUBSCRIBE with it', async () => {
-    const channel = `${app.prefix}events`;
-    await visitor();
+    const channel = `${app.prefix}users`;
+    const client = await visitor();
+    const sessionChannel = `${app.prefix}${client.sessionId()}`;
     assert.equal(await subscribers(channel), 0, 'HTTP routes alone never subscribe');
-    const socket = await openWs(app);
+    const socket = await openWs(app, { cookie: client.cookieHeader });
     await socket.nextOfType('hello');
     assert.equal(await subscribers(channel), 1);
-    assert.equal(await subscribers(`${app.prefix}users`), 1);
+    assert.equal(await subscribers(sessionChannel), 1, 'the session’s own channel');
     await openWs(app);
+    await openWs(app, { cookie: client.cookieHeader });
     assert.equal(await subscribers(channel), 1, 'one subscriber per node, whatever the number of sockets');
+    assert.equal(await subscribers(sessionChannel), 1);
   });
 
   test('hello carries the view of the cookie’s session', async () => {
@@ -282,7 +285,7 @@ describe('live: HTTP changes reach the sockets of the session', () => {
     const client = await visitor(app, 'before');
     const socket = await openWs(app, { cookie: client.cookieHeader });
     await socket.nextOfType('hello');
-    const channel = `${app.prefix}events`;
+    const channel = `${app.prefix}users`;
     // Cut the node's subscriber and change the session while it is away (retry until the change
     // really happened with nobody subscribed: the reconnect takes 50–100 ms).
     let missed = false;
