@@ -13,8 +13,8 @@ type PubSubClient = Pick<RedisClient, 'subscribe' | 'unsubscribe'>;
 
 export class SessionChannels {
   readonly #prefix: string;
-  /** The session ids whose channel this node wants. */
-  readonly #ids = new Set<string>();
+  /** The session ids whose channel this node wants, each with its SUBSCRIBE's confirmation. */
+  readonly #ids = new Map<string, Promise<void>>();
 
   constructor(keyPrefix: string) {
     this.#prefix = keyPrefix;
@@ -31,7 +31,7 @@ export class SessionChannels {
 
   /** Every wanted channel (subscribed again after a reconnect). */
   channels(): string[] {
-    return [...this.#ids].map((id) => this.channel(id));
+    return [...this.#ids.keys()].map((id) => this.channel(id));
   }
 
   get size(): number {
@@ -41,16 +41,21 @@ export class SessionChannels {
   /**
    * Wants session `id`'s channel; sends SUBSCRIBE on `client` if it was not wanted yet (null: no
    * connection now, the next (re)subscription includes it). Resolves once Redis confirmed (or
-   * failed: then the reconnect's resubscription and re-read cover it).
+   * failed: then the reconnect's resubscription and re-read cover it); a second caller waits for
+   * the same confirmation.
    */
   add(id: string, client: PubSubClient | null): Promise<void> {
-    if (this.#ids.has(id)) return Promise.resolve();
-    this.#ids.add(id);
-    if (client === null) return Promise.resolve();
-    return client.subscribe(this.channel(id)).then(
-      () => undefined,
-      () => undefined,
-    );
+    let confirmed = this.#ids.get(id);
+    if (confirmed !== undefined) return confirmed;
+    confirmed =
+      client === null
+        ? Promise.resolve()
+        : client.subscribe(this.channel(id)).then(
+            () => undefined,
+            () => undefined,
+          );
+    this.#ids.set(id, confirmed);
+    return confirmed;
   }
 
   /** No longer wants session `id`'s channel: UNSUBSCRIBE (commands on one connection keep their order). */

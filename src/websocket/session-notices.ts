@@ -132,7 +132,7 @@ export class SessionNotices {
    * next subscription includes the channel and tells the listener (epoch) to re-read.
    */
   follow(id: string): Promise<void> {
-    if (this.#closed || this.#sessions.has(id)) return Promise.resolve();
+    if (this.#closed) return Promise.resolve();
     const confirmed = this.#sessions.add(id, this.#subscribed ? this.#client : null);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#waitMs)).unref());
