@@ -9,7 +9,7 @@ import { LEGACY_USAGE, runLegacyCommand } from './legacy-commands.js';
 import { runSessionCommand, SESSION_USAGE } from './session-commands.js';
 
 const USAGE = `usage:
-  keepsake serve --config FILE [--host H] [--port P]
+  keepsake serve --config FILE [--host H] [--port P]   (the demo app: from a clone of the repository)
   keepsake config check --config FILE
 ${SESSION_USAGE}
 ${LEGACY_USAGE}`;
@@ -76,7 +76,7 @@ async function serve(configFile: string, host: string | undefined, port: number 
 
   const config = await loadConfig(configFile);
   // Loaded only to serve: `config check` and the session commands start faster without fastify.
-  const { buildApp } = await import('../app/build-app.js');
+  const { buildApp } = await loadDemoApp();
   const app = await buildApp(config, { logger: { level: process.env.LOG_LEVEL ?? 'info', stream: process.stderr } as never });
   const listen = { host: host ?? config.server.host, port: port ?? config.server.port };
   // The one line with the URL is keepsake's, in plain text: fastify's own JSON line is held back.
@@ -106,6 +106,16 @@ async function serve(configFile: string, host: string | undefined, port: number 
   app.log.info('shut down');
   // Exit now rather than wait for stray timers or sockets of libraries to let the loop drain.
   process.exit(0);
+}
+
+/** The demo app `serve` runs lives in keepsake's repository; the npm package holds the library. */
+async function loadDemoApp(): Promise<typeof import('../app/build-app.js')> {
+  try {
+    return await import('../app/build-app.js');
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND' || !String((error as Error).message).includes('build-app')) throw error;
+    throw new CliError('serve runs the demo application, which is in keepsake\'s git repository, not in the npm package: clone the repository and run `npx keepsake serve` there, or register keepsake in your own fastify app (README.md)');
+  }
 }
 
 main(process.argv.slice(2)).then(

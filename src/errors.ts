@@ -158,6 +158,16 @@ export class BadMessageError extends KeepsakeError {
   }
 }
 
+/**
+ * A WebSocket close code or reason the protocol does not allow (RFC 6455 7.4, 5.5: a reason fits
+ * a 125-byte control frame with the code). Refused where it is given, before any node sees it.
+ */
+export class WebSocketCloseError extends KeepsakeError {
+  constructor(message: string) {
+    super('ERR_WS_CLOSE_INVALID', 500, message);
+  }
+}
+
 /** An unexpected fault; the body never leaks internals. */
 export class InternalError extends KeepsakeError {
   constructor(options?: { cause?: unknown }) {

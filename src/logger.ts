@@ -8,6 +8,7 @@ import { debuglog } from 'node:util';
 /** What keepsake logs through: pino's `(object, message)` calling convention. */
 export interface KeepsakeLogger {
   debug(object: Record<string, unknown>, message: string): void;
+  info(object: Record<string, unknown>, message: string): void;
   warn(object: Record<string, unknown>, message: string): void;
   error(object: Record<string, unknown>, message: string): void;
 }
@@ -17,6 +18,7 @@ const trace = debuglog('keepsake');
 /** The default: warnings and errors on stderr (one line each), debug through `NODE_DEBUG=keepsake`. */
 export const consoleLogger: KeepsakeLogger = {
   debug: (object, message) => trace('%s %j', message, object),
+  info: (object, message) => trace('%s %j', message, object),
   warn: (object, message) => console.warn(`keepsake: ${message} ${JSON.stringify(object, errorFields)}`),
   error: (object, message) => console.error(`keepsake: ${message} ${JSON.stringify(object, errorFields)}`),
 };

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseIni } from 'ini';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { refuseCutValues } from './inline-comment-check.js';
 import { interpolate, PlaceholderError } from './interpolate.js';
 import { configSchema, SECRET_KEYS, type KeepsakeConfig, type KeepsakeConfigInput } from './schema.js';
 
@@ -33,18 +34,26 @@ export async function loadConfig(file: string, options: LoadConfigOptions = {}):
 /** Validates ini text; `source` names it in error messages. */
 export function parseConfigText(text: string, source: string, options: LoadConfigOptions = {}): KeepsakeConfig {
   const env = options.env ?? process.env;
+  refuseCutValues(text, source);
   const raw = resolvePlaceholders(parseIni(text), source, env, []);
-  return validateConfig(merge(raw, options.overrides ?? {}), source);
+  return validateConfig(merge(raw, options.overrides ?? {}), source, env);
 }
 
 /** Validates options given in code (every key optional, as in the ini file). */
-export function validateConfig(input: KeepsakeConfigInput, source = 'options'): KeepsakeConfig {
-  const result = configSchema.safeParse(input, { reportInput: true });
+export function validateConfig(input: KeepsakeConfigInput, source = 'options', env: NodeJS.ProcessEnv = process.env): KeepsakeConfig {
+  const result = configSchema.safeParse(withEnvironmentSecrets(input, env), { reportInput: true });
   if (!result.success) {
     const lines = result.error.issues.map((issue) => describeIssue(issue, source));
     throw new ConfigError(lines.length === 1 ? lines[0]! : `${lines.length} problems:\n  ${lines.join('\n  ')}`);
   }
   return deepFreeze({ ...result.data, source });
+}
+
+/** No `secrets` (or an empty one): `${SESSION_SECRETS:-<development secret>}`, as docs/config.md says. */
+function withEnvironmentSecrets(input: KeepsakeConfigInput, env: NodeJS.ProcessEnv): KeepsakeConfigInput {
+  const secrets = (input.session as { secrets?: unknown } | undefined)?.secrets;
+  if ((secrets !== undefined && secrets !== '') || env.SESSION_SECRETS === undefined || env.SESSION_SECRETS === '') return input;
+  return { ...input, session: { ...input.session, secrets: env.SESSION_SECRETS } } as KeepsakeConfigInput;
 }
 
 function describeIssue(issue: z.core.$ZodIssue, source: string): string {

@@ -66,6 +66,13 @@ export const serverSchema = z.strictObject({
   ws_allowed_origins: defaulted(list, ['http://127.0.0.1:3000', 'http://localhost:3000']),
   /** Largest WebSocket message accepted; a larger one closes the socket with 1009. @default 65536 */
   ws_max_message_bytes: defaulted(int(1, 16 * 1024 * 1024), 65536),
+  /**
+   * Most bytes a socket may have waiting to be sent (a client that stops reading while its session
+   * keeps changing); past it the socket is closed with 1013, so memory stays bounded. @default 1048576
+   */
+  ws_max_buffered_bytes: defaulted(int(1024, 1024 * 1024 * 1024), 1048576),
+  /** Most open sockets one session may have on one node; one more is closed at once with 1008. @default 32 */
+  ws_max_sockets_per_session: defaulted(int(1, 100000), 32),
   /** Time graceful shutdown may take before sockets and pools are cut. @default 4000 */
   shutdown_timeout_ms: defaulted(int(100, 60000), 4000),
   /**
@@ -118,6 +125,19 @@ export const sessionSchema = z
         ctx.addIssue({ code: 'custom', path: ['secrets'], message: `secrets[${index}] is the built-in development secret, refused when NODE_ENV=production; set SESSION_SECRETS` });
       }
     });
+    // Cookie name prefixes (RFC 6265bis 4.1.3): browsers refuse such a cookie without these
+    // attributes, so a wrong combination would be a session that never sticks.
+    const name = session.cookie_name.toLowerCase();
+    if (name.startsWith('__host-')) {
+      const wrong = [
+        session.cookie_secure !== true && `cookie_secure = true (got ${String(session.cookie_secure)})`,
+        session.cookie_path !== '/' && `cookie_path = / (got '${session.cookie_path}')`,
+        session.cookie_domain !== undefined && `no cookie_domain (got '${session.cookie_domain}')`,
+      ].filter(Boolean);
+      if (wrong.length > 0) ctx.addIssue({ code: 'custom', path: ['cookie_name'], message: `'${session.cookie_name}' has the __Host- prefix, which requires ${wrong.join(', ')}` });
+    } else if (name.startsWith('__secure-') && session.cookie_secure !== true) {
+      ctx.addIssue({ code: 'custom', path: ['cookie_name'], message: `'${session.cookie_name}' has the __Secure- prefix, which requires cookie_secure = true (got ${String(session.cookie_secure)})` });
+    }
     if (session.cookie_same_site === 'none' && session.cookie_secure !== true) {
       ctx.addIssue({ code: 'custom', path: ['cookie_same_site'], message: 'none requires cookie_secure = true (browsers drop SameSite=None cookies without Secure)' });
     }

@@ -7,6 +7,7 @@ import type { KeepsakeConfig } from '../config/schema.js';
 import { Metrics } from '../http/metrics.js';
 import { LegacySessions } from '../legacy/legacy-sessions.js';
 import { consoleLogger, type KeepsakeLogger } from '../logger.js';
+import { AppLogger } from '../logging/app-logger.js';
 import { RedisPools } from '../redis/redis-pools.js';
 import { CookieCodec } from '../session/cookie-codec.js';
 import type { SessionObserver } from '../session/session-observer.js';
@@ -61,7 +62,7 @@ export function createKeepsakeContainer(config: KeepsakeConfig, options: { logge
   const container = createContainer<KeepsakeCradle>({ injectionMode: InjectionMode.PROXY, strict: true });
   container.register({
     config: asValue(config),
-    logger: asValue(options.logger ?? consoleLogger),
+    logger: asValue(options.logger ?? new AppLogger(consoleLogger)),
     redisPools: asClass(RedisPools).singleton().disposer((pools) => pools.close()),
     valueCodec: asClass(ValueCodec).singleton(),
     cookieCodec: asClass(CookieCodec).singleton(),

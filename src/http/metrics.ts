@@ -10,7 +10,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RedisPools } from '../redis/redis-pools.js';
 import type { LegacyObserver } from '../legacy/legacy-sessions.js';
 import type { SessionObserver } from '../session/session-observer.js';
@@ -65,9 +65,38 @@ export class Metrics implements SessionObserver, SocketMetrics, LegacyObserver {
   readonly #legacySkipped: Counter;
   readonly #series = new Map<string, RequestSeries>();
   #openSockets: () => number = () => 0;
+  readonly #loads: Histogram;
+  readonly #updateRetries: Counter;
+  readonly #updateConflicts: Counter;
+  readonly #cookiesRejected: Counter;
 
-  constructor({ redisPools }: { redisPools: RedisPools }) {
+  constructor({ redisPools, sessionStore }: { redisPools: RedisPools; sessionStore?: { readonly cacheStats: { readonly hits: number; readonly misses: number } } }) {
     const registers = [this.registry];
+    this.#loads = new Histogram({ name: 'keepsake_session_load_duration_seconds', help: 'Latency of session loads from Redis (cookie to session)', buckets: PERSIST_BUCKETS, registers });
+    this.#updateRetries = new Counter({ name: 'keepsake_session_update_retries_total', help: 'update() compare-and-sets lost to another node and re-run', registers });
+    this.#updateConflicts = new Counter({ name: 'keepsake_session_update_conflicts_total', help: 'update() calls that gave up when their time budget ran out (409 ERR_SESSION_CONFLICT)', registers });
+    this.#cookiesRejected = new Counter({ name: 'keepsake_session_cookies_rejected_total', help: 'Session cookies rejected (tampered, malformed, oversized, unknown secret); a new session started', registers });
+    const cache = () => sessionStore?.cacheStats ?? { hits: 0, misses: 0 };
+    new Counter({
+      name: 'keepsake_session_cache_lookups_total',
+      help: "Loads of large sessions by whether this node's copy served them (result=hit) or not (miss)",
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ result: 'hit' }, cache().hits);
+        this.inc({ result: 'miss' }, cache().misses);
+      },
+    });
+    new Gauge({
+      name: 'keepsake_session_cache_hit_ratio',
+      help: "Share of large-session loads served by this node's copy (0 before any)",
+      registers,
+      collect() {
+        const { hits, misses } = cache();
+        this.set(hits + misses === 0 ? 0 : hits / (hits + misses));
+      },
+    });
     const series = this.#series;
     new Counter({
       name: 'keepsake_http_requests_total',
@@ -175,6 +204,22 @@ export class Metrics implements SessionObserver, SocketMetrics, LegacyObserver {
   legacyAdopted(skippedValues: number): void {
     this.#legacyAdoptions.inc();
     if (skippedValues > 0) this.#legacySkipped.inc(skippedValues);
+  }
+
+  loaded(durationMs: number): void {
+    this.#loads.observe(durationMs / 1000);
+  }
+
+  updateRetried(): void {
+    this.#updateRetries.inc();
+  }
+
+  updateConflicted(): void {
+    this.#updateConflicts.inc();
+  }
+
+  cookieRejected(): void {
+    this.#cookiesRejected.inc();
   }
 
   trackOpenSockets(count: () => number): void {

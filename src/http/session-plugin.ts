@@ -14,6 +14,10 @@ import fp from 'fastify-plugin';
 import { InternalError, KeepsakeError, SessionStoreUnavailableError } from '../errors.js';
 import { kSessionState, type RequestSessionState, type SessionManager } from '../session/session-manager.js';
 import { errorBody } from './error-replies.js';
+import { attachAppLogger } from '../logging/app-logger.js';
+import { warnAtStart } from '../logging/development-warnings.js';
+import { decorateSessions } from './session-decorators.js';
+import { registerKeepLifespanRoutes } from './keep-lifespan-routes.js';
 
 export interface SessionPluginOptions {
   sessionManager: SessionManager;
@@ -22,6 +26,10 @@ export interface SessionPluginOptions {
 async function sessionPlugin(app: FastifyInstance, { sessionManager }: SessionPluginOptions): Promise<void> {
   const afterResponse = sessionManager.config.session.persist === 'after_response';
   app.decorateRequest(kSessionState, null);
+  decorateSessions(app, sessionManager);
+  attachAppLogger(sessionManager.logger, app.log);
+  warnAtStart(app, sessionManager.config);
+  registerKeepLifespanRoutes(app);
 
   // Runs on every reply of every route: callback style, so a route that never started a session
   // costs one property read (no promise, no closure).

@@ -135,11 +135,13 @@ local function newest(ops)
   return ops and string.match(ops, '^[^;]+') or false
 end
 
--- ${FUNCTION.load} KEYS[1]=session hash; ARGV: ttl_ms. Refreshes the TTL and returns the whole hash
+-- ${FUNCTION.load} KEYS[1]=session hash; ARGV: ttl_ms (0: leave the TTL). Refreshes the TTL and returns the whole hash
 -- (HGETALL), {} when the session does not exist, or for a large session {${LOAD_LARGE}, version, m:c, m:a, m:u}.
 redis.register_function('${FUNCTION.load}', function(keys, args)
   local key = keys[1]
-  if redis.call('PEXPIRE', key, args[1]) == 0 then return {} end
+  if args[1] == '0' then
+    if redis.call('EXISTS', key) == 0 then return {} end
+  elseif redis.call('PEXPIRE', key, args[1]) == 0 then return {} end
   local size = redis.call('HGET', key, 'm:s')
   if size and tonumber(size) > LARGE then
     local meta = redis.call('HMGET', key, 'm:v', 'm:c', 'm:a', 'm:u')

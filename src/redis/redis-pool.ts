@@ -7,11 +7,14 @@
  * socket writes (shared-writes.ts on a standalone or Sentinel connection, ioredis auto-pipelining
  * on a Cluster; DESIGN.md, "Measured") and a slow controller can never starve the pool.
  */
+import { redactCommand } from '../logging/redact-command.js';
 import { debuglog } from 'node:util';
 import { createPool, type Pool } from 'generic-pool';
 import type { Redis } from 'ioredis';
 import type { PoolConfig } from '../config/schema.js';
 import { SessionStoreUnavailableError } from '../errors.js';
+import { consoleLogger, type KeepsakeLogger } from '../logger.js';
+import { OutageLog } from '../logging/outage-log.js';
 import { createRedisClient, type RedisClient } from './redis-client-factory.js';
 import { LIBRARY_SOURCE } from './redis-functions.js';
 import { replicasConfirming } from './replica-wait.js';
@@ -55,12 +58,17 @@ export class RedisPool {
   #hot: RedisClient | null = null;
   #hotSince = 0;
   #closing = false;
+  /** Why the last connect failed (cleared by a success): the detail behind an acquire timeout, for the log. */
+  #lastConnectError: unknown = null;
   /** A Cluster batches per node with ioredis auto-pipelining; other connections share writes by cork. */
   readonly #cluster: boolean;
 
-  constructor(name: string, config: PoolConfig) {
+  readonly #outage: OutageLog;
+
+  constructor(name: string, config: PoolConfig, logger: KeepsakeLogger = consoleLogger) {
     this.name = name;
     this.config = config;
+    this.#outage = new OutageLog(logger, { pool: name }, { lost: `Redis connection lost (pool ${name}); requests needing a session answer 503 until it is back`, back: `Redis connection back (pool ${name})` });
     this.#cluster = Boolean(config.cluster);
     this.#pool = createPool<RedisClient>(
       {
@@ -82,7 +90,7 @@ export class RedisPool {
     );
   }
 
-  /**
+  /** @internal
    * Borrows a connection, lets `issue` send its commands, gives the connection back at once and
    * then waits for the replies. `issue` must send every command synchronously, and may be run a
    * second time on a Redis Cluster (see below), so its commands must be safe to repeat.
@@ -113,7 +121,7 @@ export class RedisPool {
     }
   }
 
-  /**
+  /** @internal
    * As run(), for a write that counts only once `wait_replicas` replicas have it: a WAIT follows
    * the turn's writes on the connection (replica-wait.ts) without waiting for their replies, so it
    * adds no round trip, only the time the replicas take to acknowledge. With wait_replicas = 0
@@ -143,9 +151,11 @@ export class RedisPool {
     try {
       return await this.#pool.acquire();
     } catch (error) {
+      const connectError = this.#lastConnectError;
+      const why = connectError === null ? '' : `; the last connection attempt: Redis ${describeFault(connectError)}`;
       throw new SessionStoreUnavailableError(
-        `Redis pool '${this.name}' had no usable connection within ${this.config.acquire_timeout_ms} ms (redis_connection_pool.${this.name}.acquire_timeout_ms)`,
-        { cause: error },
+        `Redis pool '${this.name}' had no usable connection within ${this.config.acquire_timeout_ms} ms (redis_connection_pool.${this.name}.acquire_timeout_ms)${why}`,
+        { cause: connectError ?? error },
       );
     }
   }
@@ -179,7 +189,12 @@ export class RedisPool {
     }
   }
 
-  /** Wraps a Redis fault in the typed error requests answer 503 with (keeps typed errors as they are). */
+  /**
+   * @internal
+   * Wraps a Redis fault in the typed error requests answer 503 with (keeps typed errors as they
+   * are). The message is keepsake's own: Redis's text (addresses, WRONGPASS, OOM…) goes to the
+   * reply's client otherwise; it stays in `cause`, which the log shows.
+   */
   unavailable(error: unknown): Error {
     if (error instanceof SessionStoreUnavailableError) return error;
     const message = (error as Error)?.message ?? String(error);
@@ -187,7 +202,7 @@ export class RedisPool {
       ? `did not answer within ${this.config.command_timeout_ms} ms (redis_connection_pool.${this.name}.command_timeout_ms)`
       : /maxRetriesPerRequest/.test(message)
         ? 'lost its connection and did not get it back in time'
-        : `failed: ${message}`;
+        : describeFault(error);
     return new SessionStoreUnavailableError(`Redis (pool '${this.name}') ${reason}`, { cause: error });
   }
 
@@ -200,12 +215,12 @@ export class RedisPool {
     }
   }
 
-  /** A new connection outside the pool, for SUBSCRIBE or other exclusive use; the caller closes it. */
+  /** @internal A new connection outside the pool, for SUBSCRIBE or other exclusive use; the caller closes it. */
   dedicatedClient(purpose: string): RedisClient {
     return createRedisClient(this.config, `${this.name}:${purpose}`);
   }
 
-  /** Loads keepsake's Redis functions on every master (after "Function not found": a restarted Redis, a new master). */
+  /** @internal Loads keepsake's Redis functions on every master (after "Function not found": a restarted Redis, a new master). */
   async loadFunctions(client?: RedisClient): Promise<void> {
     if (client === undefined) {
       await this.run((borrowed) => loadLibrary(borrowed));
@@ -267,8 +282,17 @@ export class RedisPool {
 
   async #connect(): Promise<RedisClient> {
     const client = createRedisClient(this.config, this.name);
-    // Silence the default "Unhandled error event" log; failures surface through commands.
-    client.on('error', (error: Error) => trace('pool %s: %s', this.name, error.message));
+    // Silence the default "Unhandled error event" log; failures surface through commands. The
+    // event has the real cause of a failed connect (ECONNREFUSED, WRONGPASS); connect() rejects
+    // with "Connection is closed" or a timeout.
+    let connectError: unknown = null;
+    client.on('error', (error: Error) => {
+      redactCommand(error);
+      connectError ??= error;
+      this.#outage.lost(error);
+    });
+    client.on('close', () => this.#lastUsed.has(client) && !this.#closing && this.#outage.lost(new Error('connection closed')));
+    client.on('ready', () => this.#outage.back());
     try {
       await withTimeout(client.connect(), this.config.connect_timeout_ms, 'connect');
       // Not fatal: a Redis out of memory refuses FUNCTION LOAD but still serves reads; a missing
@@ -277,9 +301,13 @@ export class RedisPool {
       // A Redis that restarted has lost the library: load it again before queued commands run.
       client.on('ready', () => void loadLibrary(client).catch((error: Error) => trace('function load: %s', error.message)));
       trace('pool %s: connection created', this.name);
+      this.#lastConnectError = null;
+      this.#outage.back();
       this.#lastUsed.set(client, Date.now());
       return client;
     } catch (error) {
+      this.#lastConnectError = redactCommand(connectError ?? error);
+      this.#outage.lost(error);
       client.disconnect();
       await new Promise((resolve) => setTimeout(resolve, CREATE_FAILURE_PAUSE_MS));
       throw error;
@@ -297,6 +325,26 @@ export class RedisPool {
     }
     setTimeout(() => client.disconnect(), this.config.command_timeout_ms + 50).unref();
   }
+}
+
+/**
+ * What went wrong, in keepsake's words: never Redis's text, which may name hosts, users or
+ * memory figures (the error itself is kept as `cause` for the log).
+ */
+export function describeFault(error: unknown): string {
+  const code = (error as { code?: unknown })?.code;
+  const message = (error as Error)?.message ?? String(error);
+  if (/^(WRONGPASS|NOAUTH|NOPERM)\b/.test(message) || /invalid (username-)?password/i.test(message)) {
+    return 'refused keepsake\'s credentials (check username and password)';
+  }
+  if (/\bOOM command not allowed|^OOM\b/.test(message)) return 'is out of memory and refused the write';
+  if (/\bREADONLY\b/.test(message)) return 'is a read-only replica and refused the write';
+  // The store tells a lost library by these words in the message (it loads it and retries once).
+  if (/function not found/i.test(message)) return 'has lost keepsake\'s function library (function not found)';
+  if (/^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/.test(message)) return 'is not ready to serve';
+  if (typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EPIPE)$/.test(code)) return 'could not be reached';
+  if (/Connection is closed|Stream isn't writeable|connect timed out/i.test(message)) return 'could not be reached';
+  return 'failed (the log has the detail)';
 }
 
 /**

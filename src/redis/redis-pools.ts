@@ -3,6 +3,7 @@
  */
 import type { KeepsakeConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
+import type { KeepsakeLogger } from '../logger.js';
 import { RedisPool } from './redis-pool.js';
 
 /**
@@ -14,8 +15,11 @@ export class RedisPools {
   readonly #config: KeepsakeConfig;
   readonly #pools = new Map<string, RedisPool>();
 
-  constructor({ config }: { config: KeepsakeConfig }) {
+  readonly #logger: KeepsakeLogger | undefined;
+
+  constructor({ config, logger }: { config: KeepsakeConfig; logger?: KeepsakeLogger }) {
     this.#config = config;
+    this.#logger = logger;
   }
 
   /** The pool named `name`; created on first use (creating a pool opens no connection). */
@@ -24,7 +28,7 @@ export class RedisPools {
     if (pool === undefined) {
       const poolConfig = this.#config.redis_connection_pool[name];
       if (poolConfig === undefined) throw new ConfigError(`no [redis_connection_pool.${name}] section in ${this.#config.source}`);
-      pool = new RedisPool(name, poolConfig);
+      pool = new RedisPool(name, poolConfig, this.#logger);
       this.#pools.set(name, pool);
     }
     return pool;

@@ -5,6 +5,7 @@
 import { sign, unsign } from 'cookie-signature';
 import { serialize } from 'cookie';
 import type { SessionConfig } from '../config/schema.js';
+import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import { isSessionId } from './session-id.js';
 
 /** Longest cookie value worth verifying: an id, a dot, a signature, URL-encoded. */
@@ -31,8 +32,11 @@ export class CookieCodec {
    */
   readonly #verified = new Map<string, VerifiedCookie>();
 
-  constructor({ config }: { config: { session: SessionConfig } }) {
+  readonly #logger: KeepsakeLogger;
+
+  constructor({ config, logger }: { config: { session: SessionConfig }; logger?: KeepsakeLogger }) {
     this.#session = config.session;
+    this.#logger = logger ?? consoleLogger;
     this.#secure = config.session.cookie_secure === 'auto' ? process.env.NODE_ENV === 'production' : config.session.cookie_secure;
     this.#prefix = `${config.session.cookie_name}=`;
   }
@@ -43,18 +47,28 @@ export class CookieCodec {
 
   /**
    * Finds the session cookie in a Cookie header and verifies it. Only this one cookie is parsed.
-   * Several cookies of the same name (a parent domain's, a path's) are tried in order.
-   * @returns null for a missing, malformed, oversized or tampered cookie: that is "no session".
+   * A browser sends every cookie of the name it holds (one a sibling subdomain set on the parent
+   * domain, one of a more specific Path), in an order the server cannot trust. When the ones that
+   * verify name different sessions, none is used (docs/security.md, "Several cookies of the
+   * name"): picking one would let a sibling site pin a visitor to a session it chose.
+   * @returns null for a missing, malformed, oversized or tampered cookie, or an ambiguous
+   *   header: that is "no session".
    */
   read(header: string | undefined): VerifiedCookie | null {
     if (header === undefined || !header.includes(this.#prefix)) return null;
+    let found: VerifiedCookie | null = null;
     for (const part of header.split(';')) {
       const pair = part.trim();
       if (!pair.startsWith(this.#prefix)) continue;
       const verified = this.#verify(pair.slice(this.#prefix.length));
-      if (verified !== null) return verified;
+      if (verified === null) continue;
+      if (found === null || (found.id === verified.id && !found.signedWithCurrentSecret)) found = verified;
+      else if (found.id !== verified.id) {
+        this.#logger.debug({ cookie: this.#session.cookie_name }, 'several session cookies name different sessions (one set by another subdomain or path?); treated as no session');
+        return null;
+      }
     }
-    return null;
+    return found;
   }
 
   /**

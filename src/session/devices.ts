@@ -44,7 +44,7 @@ export interface Device {
   readonly sockets: number;
 }
 
-/** @internal A device with the session id it belongs to (never shown to a user). */
+/** A device with the session id it belongs to (for operators and the CLI; never shown to a user). */
 export interface DeviceRecord extends Omit<Device, 'current'> {
   readonly id: string;
 }
@@ -133,7 +133,8 @@ export class Devices {
         sockets: count,
       });
     });
-    if (dead.length > 0) void this.#users.remove(userId, ...dead).catch(ignore);
+    // A missing session may be a login in flight: the index prunes it only once that is ruled out.
+    if (dead.length > 0) void this.#users.prune(userId, dead).catch(ignore);
     const stale = staleFields(presence, new Set(nodes), new Set(dead));
     if (stale.length > 0) void this.#pool.run((client) => client.hdel(presenceKey, ...stale)).catch(ignore);
     // Newest lastSeenAt first (ISO strings of one format sort as times).

@@ -28,6 +28,8 @@ export class SessionCache {
   readonly #entries = new Map<string, CachedSession>();
   readonly #maxBytes: number;
   #bytes = 0;
+  /** Loads of a large session served from (hits) or missing (misses) this node's copy. */
+  readonly stats = { hits: 0, misses: 0 };
 
   constructor(maxBytes = SESSION_CACHE_BYTES) {
     this.#maxBytes = maxBytes;
@@ -36,6 +38,8 @@ export class SessionCache {
   /** The copy of session `id` if it is at `version` (and marks it recently used); else drops it. */
   take(id: string, version: string): CachedSession | undefined {
     const entry = this.#entries.get(id);
+    if (entry === undefined || entry.version !== version) this.stats.misses++;
+    else this.stats.hits++;
     if (entry === undefined) return undefined;
     this.#entries.delete(id);
     if (entry.version !== version) {

@@ -160,6 +160,16 @@ export class SessionData {
     return Object.fromEntries(this.keys().map((key) => [key, this.get(key as SessionKey)]));
   }
 
+  /**
+   * @internal The stored session ended meanwhile (a login found it gone): the values it held are
+   * gone too. This request's own puts, deletes and the objects it was handed keep their changes.
+   */
+  forgetStored(): void {
+    for (const key of [...this.#values.keys()]) if (!this.#maybeChanged.has(key)) this.#values.delete(key);
+    this.#stored = new Map();
+    this.#deleted.clear();
+  }
+
   /** @internal What a persist must write now; values are re-encoded and compared with the stored bytes. */
   changes(): SessionChanges {
     const sets = new Map<string, Buffer>();

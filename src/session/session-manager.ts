@@ -9,6 +9,9 @@ import type { LegacySessions } from '../legacy/legacy-sessions.js';
 import { putLegacyValues, type LegacyContent } from '../legacy/legacy-values.js';
 import { SessionPluginMissingError } from '../errors.js';
 import { consoleLogger, type KeepsakeLogger } from '../logger.js';
+import { requestLogger } from '../logging/app-logger.js';
+import { traceLoad, tracePersist } from '../tracing/session-channels.js';
+import { keepsLifespan } from './keep-lifespan.js';
 import type { CookieCodec } from './cookie-codec.js';
 import { DEVICE_FIELD, LastSeenThrottle, lastSeenStale, loginDeviceFields } from './device-info.js';
 import { deviceView, Devices, type Device } from './devices.js';
@@ -125,6 +128,11 @@ export class SessionManager {
     this.#legacy = deps.legacySessions ?? null;
   }
 
+  /** @internal Where keepsake logs; the session plugin points it at the app's logger. */
+  get logger(): KeepsakeLogger {
+    return this.#logger;
+  }
+
   /**
    * The request's session: the one its signed cookie names, or a new one (which sets the cookie).
    * A second call in the same request returns the same Session.
@@ -150,8 +158,9 @@ export class SessionManager {
     const header = typeof request === 'object' ? request.headers.cookie : request;
     const cookie = this.#cookies.read(header);
     if (cookie === null) return null;
-    const stored = await this.#loadLive(cookie.id);
-    return stored === null ? null : this.#materialize(cookie.id, stored, false, true);
+    const extend = typeof request !== 'object' || !keepsLifespan(request);
+    const stored = await this.#loadLive(cookie.id, extend);
+    return stored === null ? null : this.#materialize(cookie.id, stored, false, extend);
   }
 
   /** Reads session `id` straight from the store without refreshing it (CLI, WebSocket views). */
@@ -179,7 +188,11 @@ export class SessionManager {
   }
 
   /** Writes `session`'s changes (creating it in the store if it is new). */
-  async persist(session: Session): Promise<void> {
+  persist(session: Session): Promise<void> {
+    return tracePersist(session.id, session.fresh, () => this.#persist(session));
+  }
+
+  async #persist(session: Session): Promise<void> {
     const pending = this.#pending(session);
     if (pending.empty && !session.fresh) return; // unchanged: the load refreshed the TTL
     const began = performance.now();
@@ -276,7 +289,7 @@ export class SessionManager {
     const session = await this.start(request);
     const state = this.#state(request);
     const previous = { id: session.id, userId: session.meta.userId, stored: !session.fresh };
-    const userId = options.userId ?? session.meta.userId;
+    let userId = options.userId ?? session.meta.userId;
     // The login's device (User-Agent, IP, handle) rides the login's own commit below.
     if (options.userId !== undefined) session.setDeviceFields(loginDeviceFields(request));
     // The renamed session's cookie is sent now: its Max-Age counts from here (m:k).
@@ -303,7 +316,13 @@ export class SessionManager {
         throw error;
       }
       if (!committed) {
+        // Ended meanwhile (a logout or revoke elsewhere): what it held is gone, and so is its
+        // login. The visitor goes on in a new session with only this request's own changes (and
+        // the user this login names), and the reply shows nothing the store does not have.
         session.markFresh();
+        session.data.forgetStored();
+        userId = options.userId ?? null;
+        if (userId === null && session.meta.userId !== null) session.bindUser(null);
         continue;
       }
       session.changeId(id);
@@ -351,7 +370,9 @@ export class SessionManager {
   async destroyUser(userId: string): Promise<number> {
     const ids = await this.#users.members(userId);
     const ended = await Promise.all(ids.map((id) => this.#store.destroy(id)));
-    await this.#users.remove(userId, ...ids);
+    // An id with no session may be a login in flight (its index entry comes first): it stays in
+    // the index, so that a later call still finds the session it becomes.
+    await Promise.all([this.#users.remove(userId, ...ids.filter((_, index) => ended[index])), this.#users.prune(userId, ids.filter((_, index) => !ended[index]))]);
     this.#devicesChanged(userId);
     return ended.filter(Boolean).length;
   }
@@ -405,7 +426,9 @@ export class SessionManager {
   async #endSessions(userId: string, ids: string[]): Promise<number> {
     if (ids.length === 0) return 0;
     const ended = await Promise.all(ids.map((id) => this.#store.destroy(id)));
-    await this.#users.remove(userId, ...ids);
+    // An id with no session may be a login in flight (its index entry comes first): it stays in
+    // the index, so that a later call still finds the session it becomes.
+    await Promise.all([this.#users.remove(userId, ...ids.filter((_, index) => ended[index])), this.#users.prune(userId, ids.filter((_, index) => !ended[index]))]);
     this.#devicesChanged(userId);
     return ended.filter(Boolean).length;
   }
@@ -446,23 +469,27 @@ export class SessionManager {
     const cookie = afterDestroy ? null : this.#cookies.read(request.headers.cookie);
     state.destroyed = false;
     let session: Session | null = null;
+    const extend = !keepsLifespan(request);
     if (cookie !== null) {
       let stored: StoredSession | null;
       try {
-        stored = await this.#loadLive(cookie.id);
+        stored = await this.#loadLive(cookie.id, extend);
       } finally {
         state.opening = null; // set by start() once this call returned its promise
       }
       if (stored !== null) {
-        session = this.#materialize(cookie.id, stored, false, true);
+        session = this.#materialize(cookie.id, stored, false, extend);
         // A logged-in device's "last seen": one extra write a minute at most, none within it.
-        if (session.authenticated && lastSeenStale(stored.meta.lastSeenAt) && this.#lastSeen.claim(cookie.id)) session.setDeviceFields(new Map([[DEVICE_FIELD.lastSeen, String(Date.now())]]));
-        this.#keepCookieInStep(session, cookie.signedWithCurrentSecret, state);
+        if (extend && session.authenticated && lastSeenStale(stored.meta.lastSeenAt) && this.#lastSeen.claim(cookie.id)) session.setDeviceFields(new Map([[DEVICE_FIELD.lastSeen, String(Date.now())]]));
+        // A route that keeps the session's lifespan (polling) re-sends the cookie only for a new secret.
+        if (extend) this.#keepCookieInStep(session, cookie.signedWithCurrentSecret, state);
+        else if (!cookie.signedWithCurrentSecret) state.cookie = 'set';
       } else {
-        this.#logger.debug({}, 'session cookie names no stored session (ended or expired); starting a new one');
+        requestLogger(request, this.#logger).debug({}, 'session cookie names no stored session (ended or expired); starting a new one');
       }
     } else if (!afterDestroy && request.headers.cookie?.includes(`${this.#cookies.name}=`)) {
-      this.#logger.debug({}, 'session cookie rejected (malformed, oversized, tampered or signed with an unknown secret); starting a new one');
+      this.#observer.cookieRejected?.();
+      requestLogger(request, this.#logger).debug({}, 'session cookie rejected (malformed, oversized, tampered or signed with an unknown secret); starting a new one');
     }
     // Checked before any await: without a legacy cookie a new session is in place at once, as before.
     const legacyId = session === null && this.#legacy !== null ? this.#legacy.cookie.read(request.headers.cookie) : null;
@@ -518,8 +545,10 @@ export class SessionManager {
   }
 
   /** Loads a session, treating one past its absolute lifetime as gone (and removing it). */
-  async #loadLive(id: string): Promise<StoredSession | null> {
-    const stored = await this.#store.load(id);
+  async #loadLive(id: string, extend = true): Promise<StoredSession | null> {
+    const began = performance.now();
+    const stored = await traceLoad(id, () => this.#store.load(id, extend));
+    this.#observer.loaded?.(performance.now() - began);
     if (stored === null) return null;
     const absolute = this.#config.session.absolute_lifespan;
     if (absolute > 0 && Date.now() - stored.meta.createdAt >= absolute * 1000) {
@@ -527,7 +556,7 @@ export class SessionManager {
       await Promise.all([this.#store.destroy(id), userId !== null ? this.#users.remove(userId, id) : undefined]);
       return null;
     }
-    if (stored.meta.userId !== null) this.#users.touch(stored.meta.userId);
+    if (stored.meta.userId !== null && extend) this.#users.touch(stored.meta.userId);
     return stored;
   }
 

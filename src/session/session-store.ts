@@ -108,6 +108,11 @@ export class SessionStore {
   readonly #cache = new SessionCache();
   readonly #ops = new OperationIds();
 
+  /** @internal Hits and misses of this node's copies of large sessions (metrics read them). */
+  get cacheStats(): { readonly hits: number; readonly misses: number } {
+    return this.#cache.stats;
+  }
+
   constructor({ config, redisPools }: { config: KeepsakeConfig; redisPools: RedisPools }) {
     this.#pool = redisPools.get(config.session.redis_connection_pool);
     this.#prefix = config.session.key_prefix;
@@ -131,15 +136,15 @@ export class SessionStore {
    * one socket write); null if it does not exist. A large session this node keeps a copy of is
    * checked by version instead (see #loadLarge).
    */
-  async load(id: string): Promise<StoredSession | null> {
+  async load(id: string, extend = true): Promise<StoredSession | null> {
     const key = this.key(id);
     let stored: StoredSession | null;
     if (this.#cache.has(id)) {
-      stored = await this.#loadLarge(id, key);
+      stored = await this.#loadLarge(id, key, extend);
     } else {
       const hash = await this.#pool.run((client) => {
         const read = hgetallRaw(client, key);
-        void client.pexpire(key, this.#ttlMs).catch(() => undefined); // same tick: same write to the socket
+        if (extend) void client.pexpire(key, this.#ttlMs).catch(() => undefined); // same tick: same write to the socket
         return read;
       });
       stored = parseHash(hash);
@@ -158,8 +163,8 @@ export class SessionStore {
    * The load function: for a session still large it answers with the version alone, and this
    * node's copy serves when it is at that version; else (written elsewhere) HGETALL reads it anew.
    */
-  async #loadLarge(id: string, key: string): Promise<StoredSession | null> {
-    const reply = (await this.#fcall(FUNCTION.load, key, [this.#ttlMs])) as (Buffer | number | null)[];
+  async #loadLarge(id: string, key: string, extend: boolean): Promise<StoredSession | null> {
+    const reply = (await this.#fcall(FUNCTION.load, key, [extend ? this.#ttlMs : '0'])) as (Buffer | number | null)[];
     if (reply[0] !== LOAD_LARGE) {
       this.#cache.drop(id); // gone, or small again: the whole hash came back
       return parseHash(reply as Buffer[]);

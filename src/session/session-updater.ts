@@ -13,6 +13,7 @@
  * an update ahead of it meanwhile (Redis is the reason), else 409.
  */
 import { SessionConflictError, SessionStoreUnavailableError } from '../errors.js';
+import { traceUpdate } from '../tracing/session-channels.js';
 import { silentObserver, type SessionObserver } from './session-observer.js';
 import type { Session } from './session.js';
 import type { SessionStore } from './session-store.js';
@@ -61,7 +62,7 @@ export class SessionUpdater {
     const failuresBefore = own.storeFailures;
     // Alone in the queue (the common case): no timer needed.
     const turn = own.waiting === 1 ? ahead : this.#queued(ahead, deadline, key, own, failuresBefore);
-    const result = turn.then(() => this.#run(session, key, fn, own, deadline));
+    const result = turn.then(() => traceUpdate(session.id, key, (span) => this.#run(session, key, fn, own, deadline, span)));
     // The next update waits for this one and for the one ahead (this one may give up earlier).
     own.tail = Promise.all([ahead, result.catch(() => undefined)]);
     void own.tail.then(() => {
@@ -87,22 +88,23 @@ export class SessionUpdater {
     });
   }
 
-  async #run(session: Session, key: string, fn: (current: unknown) => unknown, chain: Chain, deadline: number): Promise<unknown> {
+  async #run(session: Session, key: string, fn: (current: unknown) => unknown, chain: Chain, deadline: number, span: { attempts: number }): Promise<unknown> {
     try {
-      return await this.#apply(session, key, fn, chain, deadline);
+      return await this.#apply(session, key, fn, chain, deadline, span);
     } catch (error) {
       if (error instanceof SessionStoreUnavailableError) chain.storeFailures++;
       throw error;
     }
   }
 
-  async #apply(session: Session, key: string, fn: (current: unknown) => unknown, chain: Chain, deadline: number): Promise<unknown> {
+  async #apply(session: Session, key: string, fn: (current: unknown) => unknown, chain: Chain, deadline: number, span: { attempts: number }): Promise<unknown> {
     let expected = chain.latest !== undefined ? chain.latest ?? undefined : session.data.storedBytes(key);
     // Bytes from the load or an earlier update may be stale. A write proves them by its
     // compare-and-set; an answer without a write (fn threw, or changed nothing) reads them
     // again first, so fn's verdict is always on a value current during this call.
     let confirmed = session.fresh; // nobody else knows a fresh session's id
     for (let attempt = 1; ; attempt++) {
+      span.attempts = attempt;
       // fn always gets a fresh copy: it may mutate its argument without touching what we compare.
       const current = expected === undefined ? undefined : decodeOrAbsent(this.#codec, expected);
       let next: unknown;
@@ -161,7 +163,11 @@ export class SessionUpdater {
       confirmed = true; // the conflict reply is the value stored at that moment
       expected = outcome.current;
       chain.latest = expected ?? null;
-      if (Date.now() >= deadline) throw new SessionConflictError(key, attempt);
+      if (Date.now() >= deadline) {
+        this.#observer.updateConflicted?.();
+        throw new SessionConflictError(key, attempt);
+      }
+      this.#observer.updateRetried?.();
     }
   }
 }

@@ -1,6 +1,7 @@
 /**
  * @module One visitor's session as a request sees it. No I/O: the manager loads and persists it.
  */
+import type { FlashKey, FlashValue } from './flash-values.js';
 import type { SessionData } from './session-data.js';
 import { SessionFlash } from './session-flash.js';
 
@@ -54,13 +55,13 @@ export class Session {
    * redirect); it is gone after that request, read or not. `undefined` takes it back.
    * @example session.flash('notice', 'Saved'); // next request: session.flashed('notice') === 'Saved'
    */
-  flash(key: string, value: unknown): void {
+  flash<K extends FlashKey>(key: K, value: FlashValue<K> | undefined): void {
     this.flashes.set(key, value);
   }
 
-  /** The value the previous request flashed under `key`, or undefined. */
-  flashed<T = unknown>(key: string): T | undefined {
-    return this.flashes.get(key) as T | undefined;
+  /** The value the previous request flashed under `key`, or undefined (typed by FlashValues). */
+  flashed<K extends FlashKey>(key: K): FlashValue<K> | undefined {
+    return this.flashes.get(key) as FlashValue<K> | undefined;
   }
 
   /** The session id: what the store keys and the signed cookie carries. */

@@ -11,6 +11,9 @@
  * - absolute_lifespan = 0: sessions roll forever, so each load of a logged-in session pushes the
  *   index TTL forward too (`PEXPIRE … GT`, sent without waiting for it).
  * Ids of sessions that ended by idle timeout stay until a listing prunes them (an EXISTS per id).
+ * A login writes its new id here before the session moves to it (see SessionManager.regenerate),
+ * so an id whose session is not in the store yet may be a login in flight: it is pruned only once
+ * this node has seen it missing for longer than any login can take (`#graceMs`).
  * Every command touches one key, so this works unchanged on Redis Cluster, where the index and
  * the sessions live in different slots.
  */
@@ -22,6 +25,10 @@ import type { SessionStore } from './session-store.js';
 const TTL_MARGIN_MS = 10_000;
 /** Past this many ids, a login also prunes ids of sessions that ended (one EXISTS each). */
 const PRUNE_ABOVE = 32;
+/** The longest reconnect backoff (redis-client-factory's reconnectDelay). */
+const RECONNECT_CAP_MS = 2000;
+/** Ids seen missing that a node keeps track of at most (older ones are forgotten first). */
+const MAX_MISSING_TRACKED = 10_000;
 
 const ignore = () => undefined;
 
@@ -31,6 +38,10 @@ export class UserIndex {
   readonly #prefix: string;
   readonly #lifespanMs: number;
   readonly #absoluteMs: number;
+  /** How long an id must have been seen missing before it is pruned: far past a login's bounds. */
+  readonly #graceMs: number;
+  /** Index ids whose session this node found missing, and when it first did. */
+  readonly #missingSince = new Map<string, number>();
 
   constructor({ config, sessionStore }: { config: KeepsakeConfig; sessionStore: SessionStore }) {
     this.#store = sessionStore;
@@ -38,6 +49,10 @@ export class UserIndex {
     this.#prefix = `${config.session.key_prefix}user:`;
     this.#lifespanMs = config.session.cookie_lifespan * 1000;
     this.#absoluteMs = config.session.absolute_lifespan * 1000;
+    // A login's two steps (index add, then the commit) each wait at most acquire + command
+    // timeouts; a re-send after a reconnect lands within the reconnect backoff (≤ 2 s). Twice that.
+    const { acquire_timeout_ms, command_timeout_ms } = this.#pool.config;
+    this.#graceMs = 4 * (acquire_timeout_ms + command_timeout_ms) + 2 * RECONNECT_CAP_MS;
   }
 
   /** The Redis key of `userId`'s index. */
@@ -95,9 +110,37 @@ export class UserIndex {
     if (ids.length === 0) return [];
     // Separate single-key commands: on a cluster each goes to its own slot's node.
     const exists = await this.#pool.run((client) => Promise.all(ids.map((id) => client.exists(this.#store.key(id)))));
-    const dead = ids.filter((_, index) => exists[index] === 0);
-    if (dead.length > 0) await this.remove(userId, ...dead);
+    const missing = ids.filter((_, index) => exists[index] === 0);
+    if (missing.length > 0) await this.prune(userId, missing);
     return ids.filter((_, index) => exists[index] !== 0);
+  }
+
+  /**
+   * Forgets ids of `userId` whose sessions were found missing from the store, each only once it
+   * has been missing for longer than a login in flight can take: removing the id of a login whose
+   * session has not moved to it yet would let that session escape "log out everywhere".
+   */
+  async prune(userId: string, missing: readonly string[]): Promise<void> {
+    const now = Date.now();
+    const due: string[] = [];
+    for (const id of missing) {
+      const since = this.#missingSince.get(id);
+      if (since === undefined) this.#missingSince.set(id, now);
+      else if (now - since >= this.#graceMs) {
+        due.push(id);
+        this.#missingSince.delete(id);
+      }
+    }
+    this.#forgetOldMissing(now);
+    if (due.length > 0) await this.remove(userId, ...due);
+  }
+
+  /** Bounds the ids tracked: an id not seen again for ten grace periods is dropped (Map order is insertion order). */
+  #forgetOldMissing(now: number): void {
+    for (const [id, since] of this.#missingSince) {
+      if (this.#missingSince.size <= MAX_MISSING_TRACKED && now - since < 10 * this.#graceMs) break;
+      this.#missingSince.delete(id);
+    }
   }
 
   /** Every id in `userId`'s index, without checking which sessions still exist. */

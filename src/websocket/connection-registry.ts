@@ -5,8 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import type { KeepsakeConfig } from '../config/schema.js';
 import type { SocketMetrics } from '../http/metrics.js';
+import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import type { SessionStore } from '../session/session-store.js';
-import type { Connection } from './connection.js';
+import { checkClose, type Connection } from './connection.js';
 import type { ReadOnlySessionHandle } from './read-only-session.js';
 import { encodeUserNotice, usersChannel, type UserNotice } from './session-notices.js';
 
@@ -45,6 +46,7 @@ export class ConnectionRegistry {
   /** This node's id in user notices, so a node does not deliver its own notice twice. */
   readonly node = randomBytes(6).toString('hex');
   readonly #store: SessionStore;
+  readonly #logger: KeepsakeLogger;
   readonly #channel: string;
   /** Every open connection and its session's entry (null: no session). */
   readonly #connections = new Map<Connection, SessionSockets | null>();
@@ -55,8 +57,9 @@ export class ConnectionRegistry {
   /** @internal Told when a user's devices changed on any node (presence pushes the list). */
   onDevicesChanged: ((user: string) => number) | null = null;
 
-  constructor({ config, sessionStore, metrics }: { config: KeepsakeConfig; sessionStore: SessionStore; metrics?: SocketMetrics }) {
+  constructor({ config, sessionStore, metrics, logger }: { config: KeepsakeConfig; sessionStore: SessionStore; metrics?: SocketMetrics; logger?: KeepsakeLogger }) {
     this.#store = sessionStore;
+    this.#logger = logger ?? consoleLogger;
     this.#channel = usersChannel(config.session.key_prefix);
     metrics?.trackOpenSockets(() => this.size);
   }
@@ -94,20 +97,32 @@ export class ConnectionRegistry {
   /**
    * Closes every socket of `user` on every node (default 4401, as a destroyed session does).
    * @returns how many sockets of this node were closed.
+   * @throws WebSocketCloseError for a code or reason a close frame cannot carry; no node is told.
    */
   async closeUser(user: string, code = 4401, reason = 'closed for this user'): Promise<number> {
+    checkClose(code, reason);
     return this.#broadcast({ kind: 'close', node: this.node, user, code, reason });
   }
 
-  /** @internal Applies a user notice to this node's sockets; returns how many it reached. */
+  /**
+   * @internal Applies a user notice to this node's sockets; returns how many it reached. Never
+   * throws: it runs for notices from other nodes (or anyone who can PUBLISH), so a notice one
+   * socket cannot take is logged and the others still get it.
+   */
   deliver(notice: UserNotice): number {
     if (notice.kind === 'devices') return this.onDevicesChanged?.(notice.user) ?? 0;
     const connections = this.ofUser(notice.user);
+    let reached = 0;
     for (const connection of connections) {
-      if (notice.kind === 'send') connection.send(notice.text);
-      else connection.close(notice.code, notice.reason);
+      try {
+        if (notice.kind === 'send') connection.send(notice.text);
+        else connection.close(notice.code, notice.reason);
+        reached++;
+      } catch (error) {
+        this.#logger.warn({ user: notice.user, kind: notice.kind, err: error }, 'user notice could not be applied to a socket; ignored');
+      }
     }
-    return connections.length;
+    return reached;
   }
 
   /** @internal */

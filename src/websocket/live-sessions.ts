@@ -14,13 +14,14 @@
 import { debuglog } from 'node:util';
 import type { WebSocket } from 'ws';
 import type { KeepsakeConfig } from '../config/schema.js';
+import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import type { CookieCodec } from '../session/cookie-codec.js';
 import { newAnonymousTag } from '../session/session-id.js';
 import type { SessionManager } from '../session/session-manager.js';
 import type { SessionNotice } from '../session/session-store.js';
 import type { Session } from '../session/session.js';
 import type { ValueCodec } from '../session/value-codec.js';
-import { CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, CLOSED, Connection } from './connection.js';
+import { CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, CLOSE_TOO_MANY_SOCKETS, CLOSED, Connection } from './connection.js';
 import type { ConnectionRegistry, SessionSockets } from './connection-registry.js';
 import { ExpirySweep, sweepPeriodMs } from './expiry-sweep.js';
 import { emptyReadOnlySession, readOnlySession } from './read-only-session.js';
@@ -52,6 +53,7 @@ export interface LiveSessionsDeps {
   sessionNotices: SessionNotices;
   /** Counts this node's sockets per logged-in session in Redis (devices' "online"). */
   presence?: Presence;
+  logger?: KeepsakeLogger;
 }
 
 type Hook = 'onOpen' | 'onMessage' | 'onClose' | 'onError' | 'onSessionChange';
@@ -66,14 +68,17 @@ interface PendingNotices {
 
 /** Notices kept per session during handshakes (they last milliseconds; this only bounds a storm). */
 const MAX_PENDING_NOTICES = 64;
+/** After a resubscribe, how long a session found gone waits for a notice before it counts as ended. */
+const MISSED_NOTICE_WAIT_MS = 250;
 
-export class LiveSessions implements NoticeListener {
+export class LiveSessions {
   readonly config: KeepsakeConfig;
   readonly #sessions: SessionManager;
   readonly #cookies: CookieCodec;
   readonly #codec: ValueCodec;
   readonly #registry: ConnectionRegistry;
   readonly #notices: SessionNotices;
+  readonly #logger: KeepsakeLogger;
   /** Notices for sessions whose handshake is under way, so none is lost before the socket is registered. */
   readonly #pending = new Map<string, PendingNotices>();
   /** The hooks still running per connection (only while one is async): hooks run one at a time, in order. */
@@ -84,6 +89,8 @@ export class LiveSessions implements NoticeListener {
   readonly #expiry: ExpirySweep;
   readonly #presence: Presence | null;
   #closing = false;
+  /** Entries re-read because the subscriber came back: notices for them may have been missed. */
+  readonly #afterOutage = new WeakSet<SessionSockets>();
 
   constructor(deps: LiveSessionsDeps) {
     this.config = deps.config;
@@ -92,6 +99,7 @@ export class LiveSessions implements NoticeListener {
     this.#codec = deps.valueCodec;
     this.#registry = deps.connectionRegistry;
     this.#notices = deps.sessionNotices;
+    this.#logger = deps.logger ?? consoleLogger;
     this.#notices.listen(this);
     this.#presence = deps.presence ?? null;
     this.#expiry = new ExpirySweep({
@@ -112,7 +120,7 @@ export class LiveSessions implements NoticeListener {
     return this.#closing;
   }
 
-  /**
+  /** @internal
    * Before the upgrade: makes sure this node hears notices (the first socket opens the
    * subscriber), then reads the cookie's session without creating one.
    * @throws SessionStoreUnavailableError when Redis cannot be reached in time (the handshake gets 503).
@@ -146,20 +154,30 @@ export class LiveSessions implements NoticeListener {
     }
   }
 
-  /** After the upgrade: registers the socket, wires its events and calls `onOpen`. */
+  /** @internal After the upgrade: registers the socket, wires its events and calls `onOpen`. */
   open(socket: WebSocket, handshake: Handshake, controller: WebSocketController): Connection {
     const session = handshake.session;
+    const { ws_max_buffered_bytes: maxBuffered, ws_max_sockets_per_session: maxSockets } = this.config.server;
     let entry: SessionSockets | null = null;
     let connection: Connection;
     if (session !== null) {
       entry = this.#registry.attach(session.id, session.user, () => readOnlySession(session));
-      connection = new Connection(socket, entry.handles[0]!.view, controller);
+      connection = new Connection(socket, entry.handles[0]!.view, controller, maxBuffered);
+      if (entry.connections.size >= maxSockets) {
+        // One socket more than a session may have here: refused before the controller sees it,
+        // so a script opening sockets in a loop cannot grow the node's memory.
+        handshake.release();
+        trace('session has %d sockets here (server.ws_max_sockets_per_session): one more refused', entry.connections.size);
+        socket.on('error', (error: Error) => trace('refused websocket: %s', error.message)); // an unheard 'error' would throw
+        connection.close(CLOSE_TOO_MANY_SOCKETS, 'too many sockets for this session');
+        return connection;
+      }
       this.#expiry.start();
       // The session read may carry another id than the cookie's (an adopted legacy session).
       this.#follow(entry);
     } else {
       // No session: an empty view, and a user unique to this connection.
-      connection = new Connection(socket, emptyReadOnlySession(`anon-${newAnonymousTag()}`).view, controller);
+      connection = new Connection(socket, emptyReadOnlySession(`anon-${newAnonymousTag()}`).view, controller, maxBuffered);
     }
     this.#registry.add(connection, entry);
     socket.on('message', (data: Buffer, isBinary: boolean) => {
@@ -245,7 +263,10 @@ export class LiveSessions implements NoticeListener {
 
   /** @internal The subscriber is back: re-read every session with sockets here. */
   resubscribed(): void {
-    for (const entry of this.#registry.entries()) this.#refresh(entry, false);
+    for (const entry of this.#registry.entries()) {
+      this.#afterOutage.add(entry);
+      this.#refresh(entry, false);
+    }
   }
 
   /**
@@ -280,9 +301,33 @@ export class LiveSessions implements NoticeListener {
       return;
     }
     entry.refreshing = true;
-    void this.#reread(entry).finally(() => {
-      entry.refreshing = false;
-    });
+    // A rejection here would be unhandled, and Node exits on those: log it instead.
+    this.#reread(entry)
+      .catch((error: unknown) => this.#logger.error({ session: entry.id.slice(0, 8), err: error }, 'could not show a session change to its sockets'))
+      .finally(() => {
+        entry.refreshing = false;
+      });
+  }
+
+  /**
+   * A session found gone right after the subscriber came back: its destroy notice (a logout, a
+   * revoke) may have been published while the subscriber was away, and no notice will come. Once
+   * a notice published since the resubscription has had time to arrive (a rename's moves the
+   * entry), a second miss ends it: its sockets close with 4401 within a second of the logout,
+   * not a sweep later. (A login made during the outage looks the same: its sockets are closed
+   * too, and reconnect with the new cookie.)
+   */
+  #confirmEnded(entry: SessionSockets, id: string): void {
+    const confirm = () => {
+      if (!entry.live || entry.id !== id || this.#closing) return;
+      this.#sessions.peek(id).then(
+        (session) => {
+          if (session === null && entry.live && entry.id === id) this.#end(entry);
+        },
+        (error: unknown) => trace('could not confirm an ended session after a resubscribe: %s', (error as Error).message),
+      );
+    };
+    setTimeout(confirm, MISSED_NOTICE_WAIT_MS).unref();
   }
 
   async #reread(entry: SessionSockets): Promise<void> {
@@ -302,8 +347,13 @@ export class LiveSessions implements NoticeListener {
         entry.stale = true; // renamed while reading: read the new id
         continue;
       }
-      // Gone: a rename or destroy notice is on its way, or it expired (the expiry sweep closes those).
-      if (session === null) continue;
+      // Gone: a rename or destroy notice is on its way, or it expired (the expiry sweep closes
+      // those). Re-read after the subscriber was away, the notice may have been missed instead.
+      if (session === null) {
+        if (this.#afterOutage.delete(entry)) this.#confirmEnded(entry, id);
+        continue;
+      }
+      this.#afterOutage.delete(entry);
       const before = this.#shown.get(entry) ?? this.#fingerprint(entry.handles[0]!.view);
       const after = this.#fingerprint(session);
       this.#shown.set(entry, after);

@@ -161,7 +161,7 @@ function newView(state: ViewState): ReadOnlySession {
   return view;
 }
 
-/** A live read-only view of `session`. */
+/** @internal A live read-only view of `session`. */
 export function readOnlySession(session: Session): ReadOnlySessionHandle {
   const state = newState('');
   const show = (next: Session): void => {
@@ -175,7 +175,7 @@ export function readOnlySession(session: Session): ReadOnlySessionHandle {
   return { view: newView(state), show };
 }
 
-/** The empty view of a connection whose handshake had no valid session cookie. */
+/** @internal The empty view of a connection whose handshake had no valid session cookie. */
 export function emptyReadOnlySession(user: string): ReadOnlySessionHandle {
   return { view: newView(newState(user)), show: showNothing };
 }

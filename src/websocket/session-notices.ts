@@ -12,7 +12,11 @@
 import { debuglog } from 'node:util';
 import type { KeepsakeConfig } from '../config/schema.js';
 import type { SocketMetrics } from '../http/metrics.js';
+import { consoleLogger, type KeepsakeLogger } from '../logger.js';
+import { OutageLog } from '../logging/outage-log.js';
+import { traceNotice } from '../tracing/session-channels.js';
 import type { RedisClient } from '../redis/redis-client-factory.js';
+import { isSessionId } from '../session/session-id.js';
 import { decodeNotice, type SessionNotice, type SessionStore } from '../session/session-store.js';
 import { SessionChannels } from './session-channels.js';
 
@@ -73,9 +77,14 @@ export class SessionNotices {
   readonly #waiters = new Set<() => void>();
   #firstWait: Promise<void> | null = null;
   readonly #metrics: SocketMetrics | undefined;
+  readonly #logger: KeepsakeLogger;
 
-  constructor({ config, sessionStore, metrics }: { config: KeepsakeConfig; sessionStore: SessionStore; metrics?: SocketMetrics }) {
+  readonly #outage: OutageLog;
+
+  constructor({ config, sessionStore, metrics, logger }: { config: KeepsakeConfig; sessionStore: SessionStore; metrics?: SocketMetrics; logger?: KeepsakeLogger }) {
     this.#store = sessionStore;
+    this.#logger = logger ?? consoleLogger;
+    this.#outage = new OutageLog(this.#logger, {}, { lost: 'session notice subscriber lost its Redis connection; sockets miss HTTP changes until it resubscribes', back: 'session notice subscriber resubscribed; sockets re-read their sessions' });
     this.#metrics = metrics;
     const pool = sessionStore.pool.config;
     this.#waitMs = pool.connect_timeout_ms + pool.command_timeout_ms;
@@ -169,8 +178,9 @@ export class SessionNotices {
     const client = this.#store.pool.dedicatedClient('subscriber');
     this.#client = client;
     this.#metrics?.watchSubscriber(client);
-    client.on('error', (error: Error) => trace('notice subscriber: %s', error.message));
+    client.on('error', (error: Error) => this.#subscribed && this.#outage.lost(error));
     client.on('close', () => {
+      if (this.#subscribed && !this.#closed) this.#outage.lost(new Error('connection closed'));
       this.#subscribed = false;
     });
     client.on('message', (channel: string, message: string) => this.#message(channel, message));
@@ -187,6 +197,7 @@ export class SessionNotices {
         this.#subscribed = true;
         this.#epoch++;
         trace('notice subscriber: subscribed to %s and %d session channels (epoch %d)', this.#usersChannel, this.#sessions.size, this.#epoch);
+        this.#outage.back();
         this.#wake();
         // Cheap when nothing is registered yet (the first subscription, awaited by the handshake).
         this.#listener?.resubscribed();
@@ -195,20 +206,29 @@ export class SessionNotices {
     );
   }
 
+  /**
+   * One pub/sub message. Anyone who can PUBLISH reaches this on every node, so nothing here may
+   * throw: it runs inside ioredis's socket handler, where a throw is an uncaught exception and
+   * the process exits. A malformed notice is ignored, a failing listener logged.
+   */
   #message(channel: string, message: string): void {
     const listener = this.#listener;
     if (listener === null) return;
-    if (channel === this.#usersChannel) {
-      const notice = decodeUserNotice(message);
-      if (notice !== null) listener.userNotice(notice);
-      else trace('notice subscriber: ignored %j on %s', message, channel);
-      return;
+    try {
+      if (channel === this.#usersChannel) {
+        const notice = decodeUserNotice(message);
+        if (notice !== null) listener.userNotice(notice);
+        else trace('notice subscriber: ignored %j on %s', message.slice(0, 200), channel);
+        return;
+      }
+      // Every other channel is a session's own: its notice names the session.
+      this.#metrics?.sessionNoticeReceived();
+      const notice = decodeNotice(message);
+      if (notice !== null && isSessionId(notice.id) && (notice.kind !== 'renamed' || isSessionId(notice.to))) traceNotice(notice.id, notice.kind, () => listener.sessionNotice(notice));
+      else trace('notice subscriber: ignored %j on %s', message.slice(0, 200), channel);
+    } catch (error) {
+      this.#logger.error({ channel, notice: message.slice(0, 200), err: error }, 'a notice could not be applied; ignored');
     }
-    // Every other channel is a session's own: its notice names the session.
-    this.#metrics?.sessionNoticeReceived();
-    const notice = decodeNotice(message);
-    if (notice !== null) listener.sessionNotice(notice);
-    else trace('notice subscriber: ignored %j on %s', message, channel);
   }
 
   #wake(): void {

@@ -5,13 +5,14 @@
  * closes every socket with 1001.
  */
 import { debuglog } from 'node:util';
-import fastifyWebsocket from '@fastify/websocket';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { BadRequestError, OriginForbiddenError } from '../errors.js';
 import { errorBody } from '../http/error-replies.js';
+import { SESSION_DECORATORS } from '../http/session-decorators.js';
 import type { Handshake, LiveSessions } from './live-sessions.js';
 import type { WebSocketController } from './websocket-controller.js';
+import { importFastifyWebsocket, useAppWebsocket } from './fastify-websocket.js';
 
 const trace = debuglog('keepsake');
 
@@ -40,20 +41,27 @@ async function websocketPlugin(app: FastifyInstance, { liveSessions, routes = {}
   const allowed = new Set(server.ws_allowed_origins.map(normalizeOrigin));
   const anyOrigin = allowed.has('*');
 
-  await app.register(fastifyWebsocket, {
-    // ws closes a socket whose message is larger with 1009 (RFC 6455 "message too big").
-    options: { maxPayload: server.ws_max_message_bytes, clientTracking: false },
-    // Socket errors reach the controller's onError through LiveSessions; ws closes the socket
-    // itself (1009 above maxPayload): terminating here would cut that close frame off.
-    errorHandler: (error) => trace('websocket: %s', error.message),
-    preClose: async () => liveSessions.shutdown(),
-  });
+  // An app that registered @fastify/websocket itself keeps it (a second copy would be a
+  // duplicate-decorator error); keepsake's sockets still close with 1001 on app.close().
+  if (app.hasDecorator('websocketServer')) {
+    useAppWebsocket(app, server.ws_max_message_bytes);
+    app.addHook('preClose', async () => liveSessions.shutdown());
+  } else {
+    await app.register(await importFastifyWebsocket(), {
+      // ws closes a socket whose message is larger with 1009 (RFC 6455 "message too big").
+      options: { maxPayload: server.ws_max_message_bytes, clientTracking: false },
+      // Socket errors reach the controller's onError through LiveSessions; ws closes the socket
+      // itself (1009 above maxPayload): terminating here would cut that close frame off.
+      errorHandler: (error) => trace('websocket: %s', error.message),
+      preClose: async () => liveSessions.shutdown(),
+    });
+  }
   app.decorateRequest(kHandshake, null);
 
   const checkOrigin = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
     const origin = request.headers.origin;
     // No Origin header: not a browser (a browser always sends one on a WebSocket handshake).
-    if (!request.ws || origin === undefined || anyOrigin || allowed.has(normalizeOrigin(origin))) return done();
+    if (!request.ws || origin === undefined || anyOrigin || allowed.has(normalizeOrigin(origin)) || isSameOrigin(origin, request.headers.host)) return done();
     trace('websocket handshake from origin %s refused (server.ws_allowed_origins)', origin);
     void reply.code(403).send(errorBody(new OriginForbiddenError(origin)));
   };
@@ -98,6 +106,19 @@ function takeHandshake(request: FastifyRequest): Handshake {
   return handshake;
 }
 
+/**
+ * The page's own origin: the Origin's host and port are the request's Host (a page served by
+ * this server opening its own /ws), allowed whatever ws_allowed_origins says.
+ */
+function isSameOrigin(origin: string, host: string | undefined): boolean {
+  if (host === undefined) return false;
+  try {
+    return new URL(origin).host === new URL(`http://${host}`).host;
+  } catch {
+    return false;
+  }
+}
+
 /** Origins compare as browsers send them: lowercase scheme and host, no trailing slash. */
 function normalizeOrigin(origin: string): string {
   return origin.trim().replace(/\/+$/, '').toLowerCase();
@@ -108,5 +129,5 @@ function normalizeOrigin(origin: string): string {
  * @example
  * await app.register(websocketPlugin, { liveSessions: container.cradle.liveSessions, routes: { '/ws': greeter } });
  */
-export default fp(websocketPlugin, { name: 'keepsake-websocket', fastify: '5.x' });
+export default fp(websocketPlugin, { name: 'keepsake-websocket', fastify: '5.x', dependencies: ['keepsake-session'], decorators: SESSION_DECORATORS });
 export { websocketPlugin };

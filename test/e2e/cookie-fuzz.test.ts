@@ -131,9 +131,10 @@ function cookieHeader(withVictim: boolean): fc.Arbitrary<{ header: string; adopt
       const largest = kept.reduce((max, entry, index) => (entry.kind !== 'victim' && entry.text.length > (kept[max]?.text.length ?? -1) ? index : max), -1);
       kept.splice(largest, 1);
     }
-    // The first pair whose signature verifies names the session (several same-name cookies are tried in order).
-    const decisive = kept.find((entry) => entry.kind !== 'invalid');
-    return { header: join(), adopts: decisive?.kind === 'victim' };
+    // The pairs whose signature verifies name the session only if they all name the same one
+    // (a signed-unknown id beside the victim's makes the header ambiguous: no session).
+    const verified = kept.filter((entry) => entry.kind !== 'invalid');
+    return { header: join(), adopts: verified.length > 0 && verified.every((entry) => entry.kind === 'victim') };
   });
 }
 

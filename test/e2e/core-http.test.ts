@@ -30,14 +30,25 @@ async function commandsDuring(action: () => Promise<unknown>): Promise<Map<strin
 
 /** Every FCALL the app sends while `action` runs, with its arguments, seen through MONITOR. */
 async function fcallsDuring(action: () => Promise<unknown>): Promise<string[][]> {
+  const signaller = redis.client();
+  await signaller.ping();
   const monitor = await redis.client().monitor();
   const seen: string[][] = [];
-  monitor.on('monitor', (_time: string, args: string[]) => {
-    if (args[0]?.toLowerCase() === 'fcall') seen.push(args);
+  const marker = `end-of-window-${Date.now()}`;
+  const ended = new Promise<void>((resolve) => {
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) resolve();
+      else if (args[0]?.toLowerCase() === 'fcall') seen.push(args);
+    });
   });
-  await action();
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  monitor.disconnect();
+  try {
+    await action();
+    await signaller.echo(marker); // MONITOR lists commands in execution order: every FCALL of action is in
+    await ended;
+  } finally {
+    monitor.disconnect();
+    signaller.disconnect();
+  }
   return seen;
 }
 
@@ -249,10 +260,12 @@ describe('bad bodies', () => {
 describe('a persist that fails never reports success', () => {
   test('Redis refusing writes turns the reply into 503 with Retry-After, and nothing is claimed', async () => {
     // A user that may read and load functions but not FCALL: loads work, every write fails.
-    const prefix = testPrefix('readonly');
     await inspect.call('ACL', 'SETUSER', 'reader', 'on', '>reader-password', '~*', '&*', '+@all', '-fcall');
     const owner = new Client(app.url);
     await owner.put('/api/name', { name: 'Before' });
+    // Both nodes share app.prefix: whatever the limited node stored would show up under it.
+    const keysBefore = (await inspect.keys(`${app.prefix}*`)).sort();
+    assert.ok(keysBefore.includes(`${app.prefix}${owner.sessionId()}`), 'the owner\'s session is where the check looks');
     const limited = await startApp({
       session: { key_prefix: app.prefix },
       redis_connection_pool: { default: { port: String(redis.port), username: 'reader', password: 'reader-password' } },
@@ -269,7 +282,7 @@ describe('a persist that fails never reports success', () => {
       assert.equal(fresh.status, 503, 'a session that could not be created is not handed out');
       assert.deepEqual(fresh.setCookies, []);
       assert.equal((await owner.get('/api/session')).body.name, 'Before');
-      assert.deepEqual(await inspect.keys(`${prefix}*`), []);
+      assert.deepEqual((await inspect.keys(`${app.prefix}*`)).sort(), keysBefore, 'no session was stored for the failed requests');
     } finally {
       await limited.close();
     }

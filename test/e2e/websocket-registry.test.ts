@@ -4,20 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import Fastify, { type FastifyInstance } from 'fastify';
-import type { AddressInfo } from 'node:net';
-import {
-  createKeepsakeContainer,
-  sessionPlugin,
-  websocketPlugin,
-  type Connection,
-  type KeepsakeContainer,
-  type WebSocketController,
-} from '../../src/index.js';
+import type { Connection, WebSocketController } from '../../src/index.js';
 import { testConfig, testPrefix } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
 import { RedisServer } from '../support/redis-server.js';
 import { WsClient } from '../support/ws-client.js';
+import { startWsNode, type WsNode } from '../support/ws-node.js';
 
 /** Records every hook call; `echo` answers each message, `boom` fails. */
 class Recorder implements WebSocketController {
@@ -45,10 +37,7 @@ class Recorder implements WebSocketController {
   }
 }
 
-interface Node {
-  app: FastifyInstance;
-  container: KeepsakeContainer;
-  url: string;
+interface Node extends WsNode {
   controller: Recorder;
 }
 
@@ -58,23 +47,7 @@ const sockets: WsClient[] = [];
 
 async function startNode(prefix: string, controller: WebSocketController = new Recorder()): Promise<Node> {
   const config = testConfig({ session: { key_prefix: prefix }, redis_connection_pool: { default: { port: String(redis.port) } } });
-  const container = createKeepsakeContainer(config);
-  const { sessionManager, liveSessions } = container.cradle;
-  const app = Fastify();
-  app.addHook('onClose', async () => container.dispose());
-  await app.register(sessionPlugin, { sessionManager });
-  await app.register(websocketPlugin, { liveSessions });
-  app.webSocketRoute('/live', controller);
-  app.post<{ Body: { name: string } }>('/name', async (request) => {
-    (await sessionManager.start(request)).data.put('name' as never, request.body.name as never);
-    return { ok: true };
-  });
-  app.post<{ Body: { username: string } }>('/login', async (request) => {
-    await sessionManager.regenerate(request, { userId: request.body.username });
-    return { ok: true };
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const node = { app, container, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, controller: controller as Recorder };
+  const node = { ...(await startWsNode(config, controller)), controller: controller as Recorder };
   nodes.push(node);
   return node;
 }

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { startApp, testPrefix } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
-import { RedisServer, redisCommand, sleep } from '../support/redis-server.js';
+import { eventually } from '../support/session-helpers.js';
+import { RedisServer, redisCommand, sleep, untilBusy } from '../support/redis-server.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const BIN = join(ROOT, 'bin/keepsake.js');
@@ -115,10 +116,12 @@ test('SIGTERM with slow requests and open WebSockets: replies complete and persi
 
   // Make every request slow: Redis stalls, so they wait inside the app for their load and persist.
   const sleeping = redisCommand(redis.port, ['DEBUG', 'SLEEP', '2.5'], { timeoutMs: 10_000 });
-  await sleep(100);
+  await untilBusy(redis.port);
   let settled = 0;
   const inFlight = clients.map((client, i) => client.put('/api/name', { name: `during-${i}` }).finally(() => settled++));
-  await sleep(300); // the requests have reached the server
+  // The requests have reached the server: fastify logs each one as it comes in (LOG_LEVEL info).
+  const incoming = () => served.stderr().split('\n').filter((line) => line.includes('"incoming request"') && line.includes('"PUT"')).length;
+  await eventually('the slow requests reached the server', 5000, async () => incoming() >= clients.length * 2, 20);
 
   const signalled = Date.now();
   served.child.kill('SIGTERM');
@@ -184,7 +187,9 @@ test('persist = after_response: app.close() waits for the persists still running
   t.after(() => (closed ? undefined : app.close()));
   const client = new Client(app.url);
   assert.equal((await client.put('/api/name', { name: 'first' })).status, 200);
-  await sleep(100);
+  // Its persist runs after the reply (after_response): wait until it is stored.
+  const inspect = redis.client();
+  await eventually('the first persist is stored', 5000, async () => (await inspect.hexists(`${app.prefix}${client.sessionId()}`, 'd:name')) === 1, 10);
 
   // Writes stall (reads go on): the reply leaves, its persist waits in Redis.
   await redis.process.command(['CLIENT', 'PAUSE', '1000', 'WRITE']);
@@ -196,4 +201,45 @@ test('persist = after_response: app.close() waits for the persists still running
   t.after(() => reader.close());
   const view = await new Client(reader.url).get('/api/session', { cookie: client.cookieHeader! });
   assert.equal(view.body.name, 'second', 'the late persist finished before the pools closed');
+});
+
+test('the shutdown backstop: a request still stuck after shutdown_timeout_ms does not hold the exit; exit 0 at about that time', async (t) => {
+  const redis = await RedisServer.start();
+  t.after(() => redis.stop());
+  const served = await serve(
+    [
+      '[server]',
+      'host = 127.0.0.1',
+      'shutdown_timeout_ms = 800',
+      '[session]',
+      `key_prefix = ${testPrefix('backstop')}`,
+      '[redis_connection_pool.default]',
+      `port = ${redis.port}`,
+      // Far longer than the backstop: the stuck request would hold a graceful close for 10 s.
+      'command_timeout_ms = 10000',
+      '',
+    ].join('\n'),
+  );
+  t.after(() => {
+    if (served.child.exitCode === null && served.child.signalCode === null) served.child.kill('SIGKILL');
+  });
+  const client = new Client(served.url);
+  assert.equal((await client.put('/api/name', { name: 'before' })).status, 200);
+  // Writes stall, reads go on: the request loads its session, then its persist waits in Redis.
+  await redis.process.command(['CLIENT', 'PAUSE', '6000', 'WRITE']);
+  const stuck = client.put('/api/name', { name: 'stuck' }).catch((error: unknown) => error);
+  await eventually('the stuck request loaded its session (it now waits for its write)', 5000, async () => {
+    const metrics = await (await fetch(`${served.url}/metrics`)).text();
+    return /keepsake_sessions_started_total\{created="false"\} 1\b/.test(metrics);
+  }, 20);
+  const signalled = Date.now();
+  served.child.kill('SIGTERM');
+  const exit = await served.exited;
+  const took = exit.at - signalled;
+  t.diagnostic(`exited ${took} ms after SIGTERM`);
+  assert.equal(exit.code, 0, served.stderr());
+  assert.ok(took >= 700 && took < 3000, `exited ${took} ms after SIGTERM; shutdown_timeout_ms is 800 and Redis sleeps 6 s`);
+  assert.match(served.stderr(), /shutdown took longer than server\.shutdown_timeout_ms = 800; exiting anyway/);
+  await stuck;
+  await redis.process.command(['CLIENT', 'UNPAUSE']);
 });

@@ -264,11 +264,21 @@ interface UpdateRecord {
   /** Applied to this request's own pending change (written by its persist), not to the store. */
   local: boolean;
   kind: 'inc' | 'append' | 'guarded' | 'noop';
+  /** When the call began and when it answered (performance.now()). */
+  span: Span;
+}
+
+/** A write took effect somewhere between `start` and `end`. */
+interface Span {
+  start: number;
+  end: number;
 }
 
 interface RunRecord {
   updates: UpdateRecord[];
   persists: SessionChanges[];
+  /** When each persist (same index) began and answered. */
+  persistSpans: Span[];
 }
 
 class Refused extends Error {}
@@ -323,13 +333,14 @@ async function runClient(plan: ClientPlan, index: number, cookie: string, record
                   }
                 : (list?: string[]) => list;
         let result: unknown;
+        const start = performance.now();
         try {
           result = structuredClone(await data.update(op.key, fn));
         } catch (error) {
           if (!(error instanceof Refused)) throw error;
           result = 'refused';
         }
-        record.updates.push({ key: op.key, result, local, kind: op.kind });
+        record.updates.push({ key: op.key, result, local, kind: op.kind, span: { start, end: performance.now() } });
         if (local) pending.add(op.key);
       }
     }
@@ -337,8 +348,10 @@ async function runClient(plan: ClientPlan, index: number, cookie: string, record
   const changes = data.changes();
   // Per key: the persist writes only what this request changed itself, never a stale copy of the rest.
   for (const key of [...changes.sets.keys(), ...changes.deletes]) assert.ok(pending.has(key), `persist would write ${key}, which this request did not change`);
+  const start = performance.now();
   await manager.persistSession(req);
   record.persists.push(changes);
+  record.persistSpans.push({ start, end: performance.now() });
 }
 
 const show = (value: unknown) => (value === undefined ? 'absent' : JSON.stringify(value));
@@ -354,20 +367,30 @@ function check(scenario: Scenario, record: RunRecord, final: Record<string, unkn
     const initial = scenario.initial[key as keyof Scenario['initial']];
     // Results of every write of this key; `undefined` = a delete or clear.
     const writes: unknown[] = [];
+    const spans: Span[] = [];
     const updates = record.updates.filter((update) => update.key === key);
     const storeWrites = updates.filter((update) => !update.local && update.kind !== 'noop' && update.result !== 'refused');
-    for (const update of storeWrites) writes.push(update.result);
-    for (const changes of record.persists) {
+    for (const update of storeWrites) {
+      writes.push(update.result);
+      spans.push(update.span);
+    }
+    record.persists.forEach((changes, i) => {
       const bytes = changes.sets.get(key);
       if (bytes !== undefined) writes.push(decode(bytes));
       else if (changes.cleared || changes.deletes.includes(key)) writes.push(undefined);
-    }
+      else return;
+      spans.push(record.persistSpans[i]!);
+    });
     const occurrences = (state: unknown) => [initial, ...writes].filter((value) => show(value) === show(state)).length;
     const context = () => `key ${key}: initial ${show(initial)}, final ${show(final[key])}, updates ${JSON.stringify(updates)}, writes ${writes.map(show).join(' ')}`;
 
-    // The final value is the last write's (or the initial one when nothing wrote).
+    // The final value is the last write's (or the initial one when nothing wrote). Which write was
+    // last is known up to concurrency: one that answered before another began cannot be last.
     if (writes.length === 0) assert.equal(show(final[key]), show(initial), context());
-    else assert.ok(writes.some((value) => show(value) === show(final[key])), `final value is not any write's result: ${context()}`);
+    else {
+      const last = writes.filter((_, i) => !spans.some((other, j) => j !== i && spans[i]!.end < other.start));
+      assert.ok(last.some((value) => show(value) === show(final[key])), `final value is not the result of a write that may have been last (${last.map(show).join(' ')}): ${context()}`);
+    }
 
     // Every store-side update was applied to a state that existed, each state used at most as often as it occurred.
     const predecessors = new Map<string, number>();
@@ -410,7 +433,7 @@ test('model: random concurrent mixes of put/delete/update/clear from several req
     fc.asyncProperty(scenarioArb, async (scenario) => {
       runs++;
       const { cookie, id } = await createSession(nodes[0]!, scenario.initial);
-      const record: RunRecord = { updates: [], persists: [] };
+      const record: RunRecord = { updates: [], persists: [], persistSpans: [] };
       await Promise.all(scenario.clients.map((plan, index) => runClient(plan, index, cookie, record)));
       const final = await current(nodes[1]!, cookie);
       if (record.persists.some((changes) => changes.cleared)) withClear++;

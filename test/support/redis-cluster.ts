@@ -1,4 +1,4 @@
-// Throwaway Redis Cluster (masters only) built from RedisServer processes.
+// Throwaway Redis Cluster (masters, and optionally replicas of each) built from RedisServer processes.
 import { spawn } from 'node:child_process';
 import { Cluster, type ClusterOptions } from 'ioredis';
 import { RedisProcess, RedisServer, closeClient, freePort, parseInfo, sleep } from './redis-server.js';
@@ -6,6 +6,8 @@ import { RedisProcess, RedisServer, closeClient, freePort, parseInfo, sleep } fr
 export interface RedisClusterOptions {
   /** Number of masters; redis-cli refuses fewer than 3. */
   masters?: number;
+  /** Replicas per master. @default 0 */
+  replicas?: number;
 }
 
 /** Start one cluster-enabled node. The bus port is set explicitly because port+10000 may not be free (or valid). */
@@ -62,17 +64,19 @@ export class RedisClusterServers {
 
   static async start(opts: RedisClusterOptions = {}): Promise<RedisClusterServers> {
     const masters = opts.masters ?? 3;
-    const started = await Promise.allSettled(Array.from({ length: masters }, () => startNode()));
+    const replicas = opts.replicas ?? 0;
+    const started = await Promise.allSettled(Array.from({ length: masters * (1 + replicas) }, () => startNode()));
     const servers = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const cluster = new RedisClusterServers(servers);
     try {
       const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       await runRedisCli(
-        ['--cluster', 'create', ...cluster.nodes.map((n) => `${n.host}:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+        ['--cluster', 'create', ...cluster.nodes.map((n) => `${n.host}:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'],
         20_000,
       );
       await cluster.waitForState('ok', 10_000);
+      if (replicas > 0) await cluster.waitForReplicasInSync(masters * replicas, 20_000);
     } catch (err) {
       await cluster.stop();
       throw err;
@@ -121,6 +125,37 @@ export class RedisClusterServers {
       await sleep(100);
     }
     throw new Error(`cluster_state did not become ${state} within ${timeoutMs} ms (last: ${last})`);
+  }
+
+  /** The role of each live node from INFO replication: port -> 'master' | 'slave'. */
+  async roles(): Promise<Map<number, string>> {
+    const roles = new Map<number, string>();
+    for (const server of this.servers.filter((s) => s.alive)) {
+      const info = parseInfo(String(await server.process.command(['INFO', 'replication'])));
+      roles.set(server.port, info.get('role') ?? '?');
+    }
+    return roles;
+  }
+
+  /** Wait until `count` live replicas have their link to their master up (their initial sync is done). */
+  async waitForReplicasInSync(count: number, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      const links = await Promise.all(
+        this.servers
+          .filter((s) => s.alive)
+          .map(async (s) => {
+            const info = parseInfo(String(await s.process.command(['INFO', 'replication']).catch(() => '')));
+            return info.get('role') === 'slave' ? `${s.port}:${info.get('master_link_status')}` : null;
+          }),
+      );
+      const replicaLinks = links.filter((link): link is string => link !== null);
+      last = replicaLinks.join(', ');
+      if (replicaLinks.length === count && replicaLinks.every((link) => link.endsWith(':up'))) return;
+      await sleep(100);
+    }
+    throw new Error(`replicas not in sync within ${timeoutMs} ms (last: ${last})`);
   }
 
   /** Quit tracked clients and stop every node. Idempotent. */

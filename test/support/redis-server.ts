@@ -86,6 +86,24 @@ export function freePort(): Promise<number> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Resolves once the Redis on `port` has stopped answering (a DEBUG SLEEP or a slow script has
+ * begun): a PING on a new connection gets no reply within 100 ms. Waits for the event instead of
+ * guessing how long the command takes to arrive.
+ */
+export async function untilBusy(port: number, withinMs = 5000): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (Date.now() < deadline) {
+    try {
+      await redisCommand(port, ['PING'], { timeoutMs: 100 });
+    } catch {
+      return;
+    }
+    await sleep(10);
+  }
+  throw new Error(`Redis on port ${port} still answers PING after ${withinMs} ms`);
+}
+
 // ---------------------------------------------------------------------------
 // Minimal RESP2 client. Used instead of ioredis for probes/INFO so the helper
 // sends exactly the commands it means to (no ready-check INFO, CLIENT SETINFO, ...).

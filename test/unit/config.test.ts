@@ -28,6 +28,8 @@ test('every key of DEMO-APP.md has its default when absent', () => {
     port: 3000,
     ws_allowed_origins: ['http://127.0.0.1:3000', 'http://localhost:3000'],
     ws_max_message_bytes: 65536,
+    ws_max_buffered_bytes: 1048576,
+    ws_max_sockets_per_session: 32,
     shutdown_timeout_ms: 4000,
     trust_proxy: false,
   });
@@ -156,4 +158,15 @@ test('config/app.ini is valid and matches DEMO-APP.md', async () => {
   assert.equal(config.server.port, 3000);
   assert.equal(config.session.cookie_name, 'dmsession');
   assert.equal(config.redis_connection_pool.default!.port, 6379);
+});
+
+test('a __Host- cookie name requires cookie_secure = true, cookie_path = / and no cookie_domain', () => {
+  const base = `[session]\nsecrets = ${'a'.repeat(32)}\ncookie_name = __Host-ks\n`;
+  const ok = parseConfigText(`${base}cookie_secure = true\n`, 'ok.ini', { env: {} });
+  assert.equal(ok.session.cookie_name, '__Host-ks');
+  const error = fails(`${base}cookie_secure = auto\ncookie_path = /shop\ncookie_domain = example.com\n`);
+  assert.match(error.message, /session\.cookie_name/);
+  assert.match(error.message, /__Host- prefix, which requires cookie_secure = true \(got auto\), cookie_path = \/ \(got '\/shop'\), no cookie_domain \(got 'example\.com'\)/);
+  assert.match(error.message, /bad\.ini/);
+  assert.match(fails(`[session]\nsecrets = ${'a'.repeat(32)}\ncookie_name = __Secure-ks\n`).message, /__Secure- prefix, which requires cookie_secure = true \(got auto\)/);
 });

@@ -63,10 +63,29 @@ test('a valid cookie is read back; tampered, foreign and malformed ones are no s
   }
 });
 
-test('with repeated cookie names the first valid one wins', () => {
+test('several cookies of the name: the valid ones must agree on one id, or there is no session', () => {
   const id = newSessionId();
-  const c = codec();
-  assert.deepEqual(c.read(`dmsession=garbage; dmsession=${encodeURIComponent(sign(id, A))}`), { id, signedWithCurrentSecret: true });
+  const other = newSessionId();
+  const c = codec({ secrets: `${A},${B}` });
+  const mine = encodeURIComponent(sign(id, A));
+  // Garbage beside a valid cookie cannot name a session: the valid one stands, wherever it is.
+  assert.deepEqual(c.read(`dmsession=garbage; dmsession=${mine}`), { id, signedWithCurrentSecret: true });
+  assert.deepEqual(c.read(`dmsession=${mine}; dmsession=garbage`), { id, signedWithCurrentSecret: true });
+  // The same id signed by the old and the new secret (rotation): one session, the current signature.
+  assert.deepEqual(c.read(`dmsession=${encodeURIComponent(sign(id, B))}; dmsession=${mine}`), { id, signedWithCurrentSecret: true });
+  // A sibling subdomain's (or a more specific path's) valid cookie for another session, in either
+  // order: the server cannot tell which is the visitor's, so neither is used.
+  const theirs = encodeURIComponent(sign(other, A));
+  assert.equal(c.read(`dmsession=${theirs}; dmsession=${mine}`), null);
+  assert.equal(c.read(`dmsession=${mine}; other=1; dmsession=${theirs}`), null);
+});
+
+test('a __Host- cookie name is sent with Secure, Path=/ and no Domain', () => {
+  const header = codec({ cookie_name: '__Host-ks', cookie_secure: true }).serialize(newSessionId());
+  assert.match(header, /^__Host-ks=/);
+  assert.match(header, /; Secure/);
+  assert.match(header, /; Path=\/(;|$)/);
+  assert.doesNotMatch(header, /Domain=/i);
 });
 
 test('rotation: the first secret signs, every secret verifies, and an old signature is flagged', () => {

@@ -8,7 +8,7 @@ export class PreferencesController {
   async show(request: FastifyRequest) {
     const session = await this.sessions.start(request);
     // What the previous request flashed; gone after this request, read or not.
-    return { theme: session.data.get('theme') ?? 'light', notice: session.flashed<string>('notice') ?? null };
+    return { theme: session.data.get('theme') ?? 'light', notice: session.flashed('notice') ?? null };
   }
 
   /** A route that only looks: restore() never creates a session and never sets a cookie. */

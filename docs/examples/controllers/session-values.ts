@@ -10,4 +10,7 @@ declare module 'keepsake' {
     basket: Item[];
     theme: 'light' | 'dark';
   }
+  interface FlashValues {
+    notice: string;
+  }
 }

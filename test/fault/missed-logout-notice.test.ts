@@ -1,0 +1,44 @@
+/**
+ * A logout published while a node's notice subscriber is away (its Redis link down and
+ * reconnecting) reaches no one there: no notice will ever come. When the subscriber is back, the
+ * node re-reads the sessions it holds sockets of; one found gone is ended at once (4401), not an
+ * expiry sweep later (up to 30 s with the default lifespan). Found by the history checker.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { KeepsakeConfigInput } from '../../src/index.js';
+import { startApp } from '../support/app-server.js';
+import { FaultProxy } from '../support/fault-proxy.js';
+import { Client } from '../support/http-client.js';
+import { RedisServer } from '../support/redis-server.js';
+import { WsClient } from '../support/ws-client.js';
+
+test('a logout missed while the subscriber was away closes its sockets (4401) within a second or two of the link coming back', async (t) => {
+  const redis = await RedisServer.start();
+  t.after(() => redis.stop());
+  const proxy = await FaultProxy.start(redis.port);
+  t.after(() => proxy.close());
+  const pool = (port: number) => ({ default: { port: String(port) } }) as KeepsakeConfigInput['redis_connection_pool'];
+  const a = await startApp({ redis_connection_pool: pool(redis.port) }); // node A: straight to Redis
+  t.after(() => a.close());
+  const b = await startApp({ redis_connection_pool: pool(proxy.port), session: { key_prefix: a.prefix } }); // node B: through the proxy
+  t.after(() => b.close());
+
+  const browser = new Client(a.url);
+  assert.equal((await browser.post('/api/login', { username: 'mia' })).status, 200);
+  const socket = await WsClient.open(b.url.replace('http', 'ws') + '/ws', { cookie: browser.cookieHeader });
+  t.after(() => socket.close());
+  assert.equal((await socket.nextOfType('hello')).user, 'mia');
+
+  // B's link to Redis goes down and stays down while the visitor logs out through A.
+  proxy.refuseNew(true);
+  proxy.cutAll();
+  assert.equal((await browser.post('/api/logout', {})).status, 200);
+  const back = Date.now();
+  proxy.refuseNew(false);
+
+  const closed = await Promise.race([socket.closed, new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000).unref())]);
+  assert.notEqual(closed, null, 'the socket of the logged-out session is still open 5 s after the link came back');
+  assert.equal(closed!.code, 4401);
+  t.diagnostic(`closed ${Date.now() - back} ms after the link came back`);
+});
