@@ -24,6 +24,7 @@ const FANOUT = Number(process.env.WS_FANOUT ?? 1_000);
 const FANOUT_ROUNDS = Number(process.env.WS_FANOUT_ROUNDS ?? 20);
 const HANDSHAKES = Number(process.env.WS_HANDSHAKES ?? 200);
 const PARALLEL = 100;
+// The fan-out opens FANOUT sockets of one session: above server.ws_max_sockets_per_session (32).
 const PREFIX = 'bench:ws:';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -39,7 +40,7 @@ async function serve(redisPort: number): Promise<void> {
   const text = fs.readFileSync(path.join(ROOT, 'config/app.ini'), 'utf8');
   const config = parseConfigText(text, 'config/app.ini', {
     env: {},
-    overrides: { session: { key_prefix: PREFIX }, redis_connection_pool: { default: { port: String(redisPort), max: '16' } } },
+    overrides: { session: { key_prefix: PREFIX }, server: { ws_max_sockets_per_session: String(FANOUT + PARALLEL) }, redis_connection_pool: { default: { port: String(redisPort), max: '16' } } },
   });
   const app = await buildApp(config);
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -29,6 +29,8 @@ export interface SocketMetrics {
   pubsubReconnected(): void;
   /** Counts every `ready` of `client` after its first as a pub/sub reconnect. */
   watchSubscriber(client: { on(event: 'ready', listener: () => void): unknown }): void;
+  /** Counts one session change notice this node's subscriber received (its own sessions' only). */
+  sessionNoticeReceived(): void;
 }
 
 type RequestLabels = { method: string; route: string; status: string } | Record<string, never>;
@@ -58,6 +60,7 @@ export class Metrics implements SessionObserver, SocketMetrics, LegacyObserver {
   readonly #persists: RequestSeries = { labels: {} as RequestLabels, count: 0, sum: 0, buckets: new Float64Array(PERSIST_BUCKETS.length + 1) };
   readonly #persistFailures: Counter;
   readonly #pubsubReconnects: Counter;
+  readonly #noticesReceived: Counter;
   readonly #legacyAdoptions: Counter;
   readonly #legacySkipped: Counter;
   readonly #series = new Map<string, RequestSeries>();
@@ -159,6 +162,7 @@ export class Metrics implements SessionObserver, SocketMetrics, LegacyObserver {
       },
     });
     this.#pubsubReconnects = new Counter({ name: 'keepsake_pubsub_reconnects_total', help: 'Reconnects of the pub/sub subscriber (each followed by a resubscribe)', registers });
+    this.#noticesReceived = new Counter({ name: 'keepsake_session_notices_received_total', help: 'Session change notices this node received (only sessions with sockets here)', registers });
     this.#legacyAdoptions = new Counter({ name: 'keepsake_legacy_sessions_adopted_total', help: 'Sessions of @fastify/session or express-session adopted by this process ([legacy_sessions])', registers });
     this.#legacySkipped = new Counter({ name: 'keepsake_legacy_session_values_skipped_total', help: 'Values of adopted legacy sessions that keepsake refused and skipped', registers });
   }
@@ -224,6 +228,10 @@ export class Metrics implements SessionObserver, SocketMetrics, LegacyObserver {
 
   pubsubReconnected(): void {
     this.#pubsubReconnects.inc();
+  }
+
+  sessionNoticeReceived(): void {
+    this.#noticesReceived.inc();
   }
 
   watchSubscriber(client: { on(event: 'ready', listener: () => void): unknown }): void {

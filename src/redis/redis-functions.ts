@@ -1,7 +1,8 @@
 /**
  * @module The Redis 7 function library keepsake writes through. One FCALL per write keeps a
  * persist at one round trip, touches one key (Redis Cluster safe) and publishes the change notice
- * in the same atomic step.
+ * in the same atomic step, on the session's own channel (named like its key: only the nodes holding
+ * sockets of the session are subscribed to it).
  *
  * Session hash layout: `d:<key>` data fields (msgpack bytes), `f:<key>` flash values, and
  * metadata `m:c` (created at, ms), `m:a` (anonymous tag), `m:u` (user id), `m:s` (bytes of the d:
@@ -17,10 +18,11 @@
 
 import { ID_LENGTH } from '../session/session-id.js';
 
-export const LIBRARY_NAME = 'keepsake_v3';
+// v4: notices go to the session's own channel (v3 published every notice on `{prefix}events`).
+export const LIBRARY_NAME = 'keepsake_v4';
 
 /** Function names of the library (unique across every library loaded on the server). */
-export const FUNCTION = { load: 'ks3_l', write: 'ks3_w', rename: 'ks3_rename', destroy: 'ks3_destroy' } as const;
+export const FUNCTION = { load: 'ks4_l', write: 'ks4_w', rename: 'ks4_rename', destroy: 'ks4_destroy' } as const;
 
 /**
  * Field-name prefixes inside a session hash. `m:s` is the byte count of the d: and f: fields,
@@ -79,7 +81,7 @@ export function writeHeader(options: { maxBytes: string; ttlMs?: string | undefi
 }
 
 // Every argument is sent with every write, so the hot function has a short name and one compact
-// header, and the notice channel and text are derived from the key (prefix + 43-character id).
+// header; the notice channel is the key itself and the text is derived from it (prefix + 43-character id).
 export const LIBRARY_SOURCE = `#!lua name=${LIBRARY_NAME}
 
 local ID_LENGTH = ${ID_LENGTH}
@@ -229,7 +231,7 @@ local function write(key, args, notice)
   each_chunk('HSET', key, sets, 1, #sets)
   if ndel > 0 then each_chunk('HDEL', key, args, first_del, #args) end
   if ttl ~= '' then redis.call('PEXPIRE', key, ttl) end
-  if notice then redis.call('PUBLISH', string.sub(key, 1, -ID_LENGTH - 1) .. 'events', notice) end
+  if notice then redis.call('PUBLISH', key, notice) end
   return {1, newest(meta[2])}
 end
 
@@ -253,15 +255,16 @@ redis.register_function('${FUNCTION.rename}', function(keys, args)
   local result = write(keys[1], args, nil)
   if result[1] ~= 1 then return result end
   redis.call('RENAME', keys[1], keys[2])
-  redis.call('PUBLISH', string.sub(keys[1], 1, -ID_LENGTH - 1) .. 'events', 'r:' .. string.sub(keys[1], -ID_LENGTH) .. ':' .. string.sub(keys[2], -ID_LENGTH))
+  -- On the old id's channel: the nodes with its sockets subscribe to the new one before they leave it.
+  redis.call('PUBLISH', keys[1], 'r:' .. string.sub(keys[1], -ID_LENGTH) .. ':' .. string.sub(keys[2], -ID_LENGTH))
   return result
 end)
 
--- ${FUNCTION.destroy} KEYS[1]=session hash; ARGV: channel, notice. Returns 1 if it existed.
+-- ${FUNCTION.destroy} KEYS[1]=session hash; ARGV: notice ('' = none), published on the session's channel. Returns 1 if it existed.
 -- Idempotent in effect: a re-send deletes nothing more (and answers 0).
 redis.register_function('${FUNCTION.destroy}', function(keys, args)
   local existed = redis.call('DEL', keys[1])
-  if args[1] ~= '' then redis.call('PUBLISH', args[1], args[2]) end
+  if args[1] ~= '' then redis.call('PUBLISH', keys[1], args[1]) end
   return existed
 end)
 `;

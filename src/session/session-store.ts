@@ -61,7 +61,7 @@ export interface WriteRequest {
 
 export type WriteOutcome = { readonly ok: true } | { readonly ok: false; readonly current: Buffer | undefined };
 
-/** Change notices on `{key_prefix}events`: changed, renamed (regenerate) and destroyed. */
+/** Change notices on the session's own channel (named like its key): changed, renamed (regenerate) and destroyed. */
 export type SessionNotice =
   | { readonly kind: 'changed'; readonly id: string }
   | { readonly kind: 'renamed'; readonly id: string; readonly to: string }
@@ -105,8 +105,6 @@ export class SessionStore {
   readonly #maxBytes: string;
   /** A TTL refreshed less than this long ago (1% of cookie_lifespan, at most 1 s) is fresh enough. */
   readonly #refreshSlackMs: number;
-  /** The pub/sub channel every app node listens on for change notices. */
-  readonly channel: string;
   readonly #cache = new SessionCache();
   readonly #ops = new OperationIds();
 
@@ -122,7 +120,6 @@ export class SessionStore {
     this.#absoluteMs = config.session.absolute_lifespan * 1000;
     this.#maxBytes = String(config.session.max_session_bytes);
     this.#refreshSlackMs = Math.min(1000, config.session.cookie_lifespan * 10);
-    this.channel = `${this.#prefix}events`;
   }
 
   get pool(): RedisPool {
@@ -219,7 +216,7 @@ export class SessionStore {
 
   /**
    * Writes changed fields, deletes removed ones and refreshes the TTL in one atomic FCALL, and
-   * tells every node. Without `create`, nothing is written if the session no longer exists.
+   * tells the nodes with its sockets. Without `create`, nothing is written if the session no longer exists.
    * Exactly once: a re-send of the command after a lost reply is recognised by its operation id.
    * @throws SessionGoneError, SessionTooLargeError, SessionStoreUnavailableError
    */
@@ -294,7 +291,7 @@ export class SessionStore {
 
   /**
    * Login's commit point: writes `request` (the pending changes and the user binding) to session
-   * `id`, moves it to `to` (from successorId) and tells every node, all in one atomic FCALL, exactly
+   * `id`, moves it to `to` (from successorId) and tells the nodes with its sockets, all in one atomic FCALL, exactly
    * once. False, with nothing written, if `id` no longer exists.
    * @throws SessionTooLargeError, SessionStoreUnavailableError (then nothing or everything happened)
    */
@@ -313,11 +310,11 @@ export class SessionStore {
     return true;
   }
 
-  /** Deletes session `id` and tells every node (logout). True if it existed. */
+  /** Deletes session `id` and tells the nodes with its sockets (logout). True if it existed. */
   async destroy(id: string): Promise<boolean> {
     this.#cache.drop(id);
     const notice = encodeNotice({ kind: 'destroyed', id });
-    return (await this.#fcall(FUNCTION.destroy, this.key(id), [this.channel, notice], true)) === 1;
+    return (await this.#fcall(FUNCTION.destroy, this.key(id), [notice], true)) === 1;
   }
 
   /**

@@ -1,11 +1,13 @@
 /**
  * @module Keeps every socket's read-only session current on this node.
  *
- * A handshake restores the cookie's session (never creates one: one Redis round trip). After
- * that, the node's notice subscriber says when a session changed, was renamed by a login or was
- * destroyed, on any node: a session with sockets here is re-read once per notice (bursts
+ * A handshake subscribes to the cookie's session's own notice channel (the first socket of a
+ * session on this node; left when its last socket here closes) and restores the session (never
+ * creates one: one Redis round trip). After that, the node's notice subscriber says when a session
+ * changed, was renamed by a login or was destroyed, on any node: a session with sockets here is re-read once per notice (bursts
  * coalesce into one read at a time), the new data shown to all its sockets and the controller's
- * `onSessionChange` fired; a login's new id is followed; a destroy closes the sockets with 4401.
+ * `onSessionChange` fired; a login's new id is followed (its
+ * channel subscribed before the old one is left, then the session re-read); a destroy closes the sockets with 4401.
  * After the subscriber reconnects, every session with sockets here is re-read. An expiry sends no
  * notice: the expiry sweep (expiry-sweep.ts) finds it and closes the sockets with 4401 too.
  */
@@ -125,9 +127,8 @@ export class LiveSessions {
    */
   async handshake(cookieHeader: string | undefined): Promise<Handshake> {
     await this.#notices.start();
-    const epoch = this.#notices.epoch;
     const id = this.#cookies.read(cookieHeader)?.id;
-    if (id === undefined) return { session: null, epoch, release: () => [] };
+    if (id === undefined) return { session: null, epoch: this.#notices.epoch, release: () => [] };
     let pending = this.#pending.get(id);
     if (pending === undefined) this.#pending.set(id, (pending = { count: 0, notices: [], overflowed: false }));
     pending.count++;
@@ -139,9 +140,13 @@ export class LiveSessions {
       const notices = pending.notices.slice(mark);
       if (pending.overflowed) notices.push({ kind: 'changed', id });
       if (--pending.count === 0 && this.#pending.get(id) === pending) this.#pending.delete(id);
+      this.#settle(id);
       return notices;
     };
     try {
+      // Subscribed before the read: a change after it is heard (or recorded in pending).
+      await this.#notices.follow(id);
+      const epoch = this.#notices.epoch;
       return { session: await this.#sessions.restore(cookieHeader), epoch, release };
     } catch (error) {
       release();
@@ -168,6 +173,8 @@ export class LiveSessions {
         return connection;
       }
       this.#expiry.start();
+      // The session read may carry another id than the cookie's (an adopted legacy session).
+      this.#follow(entry);
     } else {
       // No session: an empty view, and a user unique to this connection.
       connection = new Connection(socket, emptyReadOnlySession(`anon-${newAnonymousTag()}`).view, controller, maxBuffered);
@@ -178,7 +185,9 @@ export class LiveSessions {
     });
     socket.on('error', (error: Error) => this.#hook(connection, 'onError', error));
     socket.on('close', (code: number, reason: Buffer) => {
+      const id = this.#registry.sessionIdOf(connection);
       this.#registry.remove(connection);
+      if (id !== undefined) this.#settle(id);
       this.#hook(connection, 'onClose', code, reason.toString('utf8'));
     });
     this.#hook(connection, 'onOpen');
@@ -209,10 +218,15 @@ export class LiveSessions {
       case 'changed':
         this.#refresh(entry, false);
         break;
-      case 'renamed':
+      case 'renamed': {
         // Login: the sockets follow the new id and always hear about it.
-        this.#refresh(this.#registry.rename(entry, notice.to), true);
+        const target = this.#registry.rename(entry, notice.to);
+        this.#refresh(target, true);
+        // SUBSCRIBE to the new id goes out before UNSUBSCRIBE from the old one.
+        this.#follow(target);
+        this.#settle(notice.id);
         break;
+      }
       case 'destroyed':
         this.#end(entry);
         break;
@@ -222,6 +236,24 @@ export class LiveSessions {
   /** The session ended (destroyed or expired): its sockets are closed with 4401. */
   #end(entry: SessionSockets): void {
     for (const connection of this.#registry.drop(entry)) connection.close(CLOSE_SESSION_ENDED, 'session ended');
+    this.#settle(entry.id);
+  }
+
+  /**
+   * Subscribes to the entry's session channel if this node is not yet; once subscribed, re-reads
+   * the session (a change made between the id's appearance and the SUBSCRIBE was not heard).
+   */
+  #follow(entry: SessionSockets): void {
+    if (this.#notices.follows(entry.id)) return;
+    void this.#notices.follow(entry.id).then(() => {
+      if (entry.live) this.#refresh(entry, false);
+    });
+  }
+
+  /** Leaves session `id`'s channel once neither a socket nor a handshake of it is left here. */
+  #settle(id: string): void {
+    if (this.#registry.entry(id)?.live || this.#pending.has(id)) return;
+    if (this.#notices.follows(id)) this.#notices.unfollow(id);
   }
 
   /** @internal A user notice from another node. */

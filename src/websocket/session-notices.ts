@@ -2,10 +2,11 @@
  * @module The node's notice subscriber: one dedicated Redis connection in SUBSCRIBE mode, opened
  * when the first WebSocket opens (routes that never open one cost no Redis command at all).
  *
- * Two channels under key_prefix: `{key_prefix}events`, where the store's Redis functions publish
- * session notices in the same atomic step as the write (changed, renamed, destroyed), and
+ * Two kinds of channels under key_prefix: each session's own channel (session-channels.ts), where
+ * the store's Redis functions publish its notices in the same atomic step as the write (changed,
+ * renamed, destroyed), subscribed only while this node holds sockets of the session; and
  * `{key_prefix}users`, where any node publishes user-targeted notices (send to / close every
- * socket of a user). ioredis reconnects with keepsake's capped backoff; after every
+ * socket of a user; rare, so every node hears them all). ioredis reconnects with keepsake's capped backoff; after every
  * (re)subscription the listener is told, since notices published meanwhile were lost.
  */
 import { debuglog } from 'node:util';
@@ -17,6 +18,7 @@ import { traceNotice } from '../tracing/session-channels.js';
 import type { RedisClient } from '../redis/redis-client-factory.js';
 import { isSessionId } from '../session/session-id.js';
 import { decodeNotice, type SessionNotice, type SessionStore } from '../session/session-store.js';
+import { SessionChannels } from './session-channels.js';
 
 const trace = debuglog('keepsake');
 
@@ -65,7 +67,7 @@ export interface NoticeListener {
 export class SessionNotices {
   readonly #store: SessionStore;
   readonly #waitMs: number;
-  readonly #sessionChannel: string;
+  readonly #sessions: SessionChannels;
   readonly #usersChannel: string;
   #listener: NoticeListener | null = null;
   #client: RedisClient | null = null;
@@ -86,7 +88,7 @@ export class SessionNotices {
     this.#metrics = metrics;
     const pool = sessionStore.pool.config;
     this.#waitMs = pool.connect_timeout_ms + pool.command_timeout_ms;
-    this.#sessionChannel = sessionStore.channel;
+    this.#sessions = new SessionChannels(config.session.key_prefix);
     this.#usersChannel = usersChannel(config.session.key_prefix);
   }
 
@@ -133,6 +135,29 @@ export class SessionNotices {
     return this.#firstWait;
   }
 
+  /**
+   * Subscribes to session `id`'s notices (no-op if already). Resolves once subscribed, at most
+   * connect + command timeout later; when the subscriber is not subscribed now, at once: its
+   * next subscription includes the channel and tells the listener (epoch) to re-read.
+   */
+  follow(id: string): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    const confirmed = this.#sessions.add(id, this.#subscribed ? this.#client : null);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#waitMs)).unref());
+    return Promise.race([confirmed, late]).finally(() => clearTimeout(timer));
+  }
+
+  /** Stops hearing session `id`'s notices (its last socket here closed). */
+  unfollow(id: string): void {
+    this.#sessions.remove(id, this.#client);
+  }
+
+  /** True while this node wants session `id`'s notices. */
+  follows(id: string): boolean {
+    return this.#sessions.has(id);
+  }
+
   /** Unsubscribes and closes the connection (app shutdown). */
   async close(): Promise<void> {
     this.#closed = true;
@@ -166,12 +191,12 @@ export class SessionNotices {
   }
 
   #subscribe(client: RedisClient): void {
-    client.subscribe(this.#sessionChannel, this.#usersChannel).then(
+    client.subscribe(this.#usersChannel, ...this.#sessions.channels()).then(
       () => {
         if (this.#client !== client) return;
         this.#subscribed = true;
         this.#epoch++;
-        trace('notice subscriber: subscribed to %s and %s (epoch %d)', this.#sessionChannel, this.#usersChannel, this.#epoch);
+        trace('notice subscriber: subscribed to %s and %d session channels (epoch %d)', this.#usersChannel, this.#sessions.size, this.#epoch);
         this.#outage.back();
         this.#wake();
         // Cheap when nothing is registered yet (the first subscription, awaited by the handshake).
@@ -190,15 +215,17 @@ export class SessionNotices {
     const listener = this.#listener;
     if (listener === null) return;
     try {
-      if (channel === this.#sessionChannel) {
-        const notice = decodeNotice(message);
-        if (notice !== null && isSessionId(notice.id) && (notice.kind !== 'renamed' || isSessionId(notice.to))) traceNotice(notice.id, notice.kind, () => listener.sessionNotice(notice));
-        else trace('notice subscriber: ignored %j on %s', message.slice(0, 200), channel);
-      } else if (channel === this.#usersChannel) {
+      if (channel === this.#usersChannel) {
         const notice = decodeUserNotice(message);
         if (notice !== null) listener.userNotice(notice);
         else trace('notice subscriber: ignored %j on %s', message.slice(0, 200), channel);
+        return;
       }
+      // Every other channel is a session's own: its notice names the session.
+      this.#metrics?.sessionNoticeReceived();
+      const notice = decodeNotice(message);
+      if (notice !== null && isSessionId(notice.id) && (notice.kind !== 'renamed' || isSessionId(notice.to))) traceNotice(notice.id, notice.kind, () => listener.sessionNotice(notice));
+      else trace('notice subscriber: ignored %j on %s', message.slice(0, 200), channel);
     } catch (error) {
       this.#logger.error({ channel, notice: message.slice(0, 200), err: error }, 'a notice could not be applied; ignored');
     }

@@ -286,7 +286,7 @@ test('a master added by resharding gets the function library on its first write 
   const onB = via(nodeB, client);
   const rename = await onB.put('/api/name', { name: 'on the new master' });
   assert.equal(rename.status, 200, JSON.stringify(rename.body));
-  assert.match(String(await added.process.command(['FUNCTION', 'LIST'])), /keepsake_v3/);
+  assert.match(String(await added.process.command(['FUNCTION', 'LIST'])), /keepsake_v4/);
   assert.equal((await client.post('/api/basket/items', { sku: 'tea', qty: 1 })).status, 201);
   const login = await client.post('/api/login', { username: 'newcomer' });
   assert.equal(login.status, 200);
@@ -295,17 +295,18 @@ test('a master added by resharding gets the function library on its first write 
   assert.equal(await added.process.command(['EXISTS', key(client.sessionId()!)]), 1, 'the session moved within the new master');
 });
 
-test('change notices published on one master reach subscribers connected to every master', async () => {
+test('change notices published on one master reach subscribers of the session’s channel connected to every master', async () => {
+  const client = await sessionOn(nodeA, 'notice');
+  const id = client.sessionId()!;
   const subscribers: Redis[] = cluster.servers.map((node) => node.client());
   const heard = subscribers.map(() => [] as string[]);
   await Promise.all(
     subscribers.map(async (subscriber, index) => {
       subscriber.on('message', (_channel: string, message: string) => heard[index]!.push(message));
-      await subscriber.subscribe(`${prefix}events`);
+      await subscriber.subscribe(key(id));
     }),
   );
-  const client = await sessionOn(nodeA, 'notice');
-  const id = client.sessionId()!;
+  assert.equal((await client.put('/api/name', { name: 'noticed' })).status, 200);
   const deadline = Date.now() + 5000;
   while (heard.some((messages) => !messages.includes(`c:${id}`)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   heard.forEach((messages, index) => assert.ok(messages.includes(`c:${id}`), `subscriber on master ${index} heard the change`));

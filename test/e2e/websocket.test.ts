@@ -77,15 +77,18 @@ after(async () => {
 
 describe('the handshake', () => {
   test('a node opens no subscriber before its first socket, and one SUBSCRIBE with it', async () => {
-    const channel = `${app.prefix}events`;
-    await visitor();
+    const channel = `${app.prefix}users`;
+    const client = await visitor();
+    const sessionChannel = `${app.prefix}${client.sessionId()}`;
     assert.equal(await subscribers(channel), 0, 'HTTP routes alone never subscribe');
-    const socket = await openWs(app);
+    const socket = await openWs(app, { cookie: client.cookieHeader });
     await socket.nextOfType('hello');
     assert.equal(await subscribers(channel), 1);
-    assert.equal(await subscribers(`${app.prefix}users`), 1);
+    assert.equal(await subscribers(sessionChannel), 1, 'the session’s own channel');
     await openWs(app);
+    await openWs(app, { cookie: client.cookieHeader });
     assert.equal(await subscribers(channel), 1, 'one subscriber per node, whatever the number of sockets');
+    assert.equal(await subscribers(sessionChannel), 1);
   });
 
   test('hello carries the view of the cookie’s session', async () => {
@@ -111,9 +114,11 @@ describe('the handshake', () => {
     assert.notEqual(first.user, second.user);
   });
 
-  test('a handshake with a session costs one round trip (HGETALL + PEXPIRE); without one, none', async () => {
+  test('a handshake with a session costs one round trip (HGETALL + PEXPIRE), plus a SUBSCRIBE for the node’s first socket of it; without one, none', async () => {
     const client = await visitor(app, 'Ada');
     await (await openWs(app)).nextOfType('hello'); // the node's subscriber is already up
+    const first = await commandsDuring(async () => (await openWs(app, { cookie: client.cookieHeader })).nextOfType('hello'));
+    assert.deepEqual(first, { subscribe: 1, hgetall: 1, pexpire: 1 }, 'the session’s channel, then the read');
     const withSession = await commandsDuring(async () => (await openWs(app, { cookie: client.cookieHeader })).nextOfType('hello'));
     assert.deepEqual(withSession, { hgetall: 1, pexpire: 1 });
     const without = await commandsDuring(async () => (await openWs(app)).nextOfType('hello'));
@@ -282,7 +287,7 @@ describe('live: HTTP changes reach the sockets of the session', () => {
     const client = await visitor(app, 'before');
     const socket = await openWs(app, { cookie: client.cookieHeader });
     await socket.nextOfType('hello');
-    const channel = `${app.prefix}events`;
+    const channel = `${app.prefix}users`;
     // Cut the node's subscriber and change the session while it is away (retry until the change
     // really happened with nobody subscribed: the reconnect takes 50–100 ms).
     let missed = false;
@@ -351,11 +356,13 @@ describe('shutdown', () => {
     const withSession = await WsClient.open(`${node.url}/ws`, { cookie: client.cookieHeader });
     const without = await WsClient.open(`${node.url}/ws`);
     await Promise.all([withSession.nextOfType('hello'), without.nextOfType('hello')]);
-    assert.equal(await subscribers(`${node.prefix}events`), 1);
+    assert.equal(await subscribers(`${node.prefix}users`), 1);
+    assert.equal(await subscribers(`${node.prefix}${client.sessionId()}`), 1);
     await node.close();
     assert.equal((await withSession.closedWithin(100)).code, 1001, 'closed by the time app.close() resolved');
     assert.equal((await without.closedWithin(100)).code, 1001);
-    assert.equal(await subscribers(`${node.prefix}events`), 0);
+    assert.equal(await subscribers(`${node.prefix}users`), 0);
+    assert.equal(await subscribers(`${node.prefix}${client.sessionId()}`), 0);
   });
 });
 
