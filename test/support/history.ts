@@ -71,9 +71,10 @@ export interface History {
   readonly observedUntil?: number;
   /**
    * Times a node's notice subscriber may have been away (a fault that cuts connections, until its
-   * reconnect). Redis pub/sub delivers at most once: a login's notice published then is lost, and
-   * the node, finding the session gone when it is back, closes its sockets with 4401 (they
-   * reconnect with the new cookie). Such a close is allowed; a close with no outage is not.
+   * reconnect). Redis pub/sub delivers at most once: a notice published then is lost. A logout
+   * in such a window closes the node's sockets once it is back (within a second of the window's
+   * end, not of the logout); a login's is the same, but the node, finding the session gone,
+   * closes its sockets with 4401 (they reconnect with the new cookie). Both are allowed.
    */
   readonly noticeOutages?: readonly { readonly from: number; readonly to: number }[];
 }
@@ -396,7 +397,11 @@ function checkSockets(
       if (!ended || ended.how === 'login') continue;
       // The socket held this session when the end was sent, and still did a second later.
       if (ended.start < span.from || ended.end + socketCloseMs > Math.min(span.to, history.observedUntil ?? Infinity)) continue;
-      if (closedAt > ended.end + socketCloseMs) {
+      // A node whose subscriber was away (a cutting fault) hears of the end once it is back:
+      // within a second of the outage's end, not of the logout (pub/sub is at most once).
+      const outage = (history.noticeOutages ?? []).find((window) => window.from <= ended.end && ended.end < window.to);
+      const deadline = (outage ? Math.max(ended.end, outage.to) : ended.end) + socketCloseMs;
+      if (closedAt > deadline) {
         add(
           'socket-open-after-end',
           `socket ${socket.id} of ${socket.client} (session ${short(span.session)}, node ${socket.node ?? '?'}) ${socket.closedAt === null ? 'never closed' : `closed ${Math.round(closedAt - ended.end)} ms`} after its ${ended.how} (event ${ended.by}) answered`,
