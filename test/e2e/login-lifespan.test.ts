@@ -42,6 +42,14 @@ async function app(t: TestContext, session: Record<string, unknown> = {}) {
       (await sessions.start(request)).data.put('note' as never, String(Date.now()) as never);
       return {};
     });
+    // Slow work before a write: the load's refresh is then stale, so the write carries the TTL itself.
+    fastify.post('/slow-writes', async (request) => {
+      const session = await sessions.start(request);
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      session.data.put('note' as never, 'slow' as never);
+      await session.data.update('count' as never, ((n: number = 0) => n + 1) as never);
+      return {};
+    });
     fastify.post('/big', async (request) => {
       (await sessions.start(request)).data.put('big' as never, 'x'.repeat(12_000) as never);
       return {};
@@ -144,3 +152,27 @@ for (const bad of [0, -5, 1.5, 400 * DAY + 1, '60', null]) {
     assert.equal(await redis.exists(`${prefix}user:eve`), 0, 'no user index entry');
   });
 }
+
+test('a write that refreshes the TTL itself (put, then update() after slow work) uses the chosen lifespan', async (t) => {
+  const { url, prefix } = await app(t);
+  const client = new Client(url);
+  await client.post('/login', { user: 'slow', lifespan: 30 });
+  const key = prefix + client.sessionId()!;
+  assert.equal((await client.post('/slow-writes')).status, 200);
+  const pttl = await redis.pttl(key);
+  assert.ok(pttl > 25_000 && pttl <= 30_000, `the writes refreshed to 30 s, not cookie_lifespan (PTTL ${pttl})`);
+});
+
+test('the cookie is re-sent once a tenth of the chosen lifespan has passed (not of cookie_lifespan)', async (t) => {
+  const { url } = await app(t);
+  const client = new Client(url);
+  const login = await client.post('/login', { user: 'step', lifespan: 20 });
+  assert.equal(maxAge(login.setCookies), '20');
+  assert.equal((await client.get('/visit')).setCookies.length, 0, 'not re-sent right after the login');
+  let resent: string | undefined;
+  await eventually('the cookie is re-sent after 2 s', 6000, async () => {
+    resent = maxAge((await client.get('/visit')).setCookies);
+    return resent !== undefined;
+  }, 250);
+  assert.equal(resent, '20', 'with the chosen Max-Age');
+});
