@@ -88,6 +88,9 @@ export function decodeNotice(text: string): SessionNotice | null {
  */
 export const COOKIE_SENT_FIELD = 'm:k';
 
+/** How many sessions' chosen lifespans a node remembers (the oldest learned are forgotten first). */
+const LIFESPANS_KEPT = 10_000;
+
 type WriteReply = [number, Buffer | null | number | undefined];
 
 /** A write's arguments as sent, and its operation id (the version it gives the session). */
@@ -109,6 +112,12 @@ export class SessionStore {
   readonly #refreshSlackMs: number;
   readonly #cache = new SessionCache();
   readonly #ops = new OperationIds();
+  /**
+   * Lifespans (s) logins chose, by session id, as this node wrote or read them: a load sends the
+   * right TTL in its one round trip. An id's `m:l` never changes (a login that changes it moves
+   * the session to a new id), so an entry is never stale.
+   */
+  readonly #lifespans = new Map<string, number>();
 
   /** @internal Hits and misses of this node's copies of large sessions (metrics read them). */
   get cacheStats(): { readonly hits: number; readonly misses: number } {
@@ -144,20 +153,23 @@ export class SessionStore {
     if (this.#cache.has(id)) {
       stored = await this.#loadLarge(id, key, extend);
     } else {
+      const sentTtl = this.#idleMs(this.#lifespans.get(id));
       const hash = await this.#pool.run((client) => {
         const read = hgetallRaw(client, key);
-        if (extend) void client.pexpire(key, this.#ttlMs).catch(() => undefined); // same tick: same write to the socket
+        if (extend) void client.pexpire(key, sentTtl).catch(() => undefined); // same tick: same write to the socket
         return read;
       });
       stored = parseHash(hash);
       if (stored !== null && dataBytes(stored) > LARGE_SESSION_BYTES) this.#keep(id, hash, stored);
-      // The refresh above is blind to m:l: a session whose login chose its lifespan gets that TTL
-      // instead (cut at its absolute end). Waited for when shorter, so the key never outlives it.
       const lifespan = stored?.meta.lifespan;
-      if (extend && stored != null && lifespan !== undefined && this.#idleMs(lifespan) !== this.#ttlMs) {
+      if (lifespan !== undefined) this.#learnLifespan(id, lifespan);
+      // The refresh above did not know the m:l this node had not seen yet: a session whose login
+      // chose its lifespan gets that TTL (cut at its absolute end). Waited for when shorter, so
+      // the key never outlives it.
+      if (extend && stored != null && this.#idleMs(lifespan) !== sentTtl) {
         const ttl = this.ttlMs(stored.meta.createdAt, lifespan);
         const refresh = this.#pool.run((client) => client.pexpire(key, ttl));
-        if (Number(ttl) < Number(this.#ttlMs)) await refresh;
+        if (Number(ttl) < Number(sentTtl)) await refresh;
         else void refresh.catch(() => undefined);
         return stored;
       }
@@ -206,6 +218,11 @@ export class SessionStore {
     if (createdAt === undefined || this.#absoluteMs === 0) return full;
     const left = createdAt + this.#absoluteMs - Date.now();
     return left < Number(full) ? String(Math.max(1, left)) : full;
+  }
+
+  #learnLifespan(id: string, lifespan: number): void {
+    if (this.#lifespans.size >= LIFESPANS_KEPT && !this.#lifespans.has(id)) this.#lifespans.delete(this.#lifespans.keys().next().value!);
+    this.#lifespans.set(id, lifespan);
   }
 
   /** A session's idle lifespan (ms): the `lifespan` (s) its login chose, else cookie_lifespan. */
@@ -280,6 +297,7 @@ export class SessionStore {
     switch (reply[0]) {
       case WRITE_OK: {
         const { args, firstDelete, opId } = write;
+        if (request.sessionLifespan !== undefined) this.#learnLifespan(to, request.sessionLifespan);
         const previous = Buffer.isBuffer(reply[1]) ? reply[1].toString() : undefined;
         this.#cache.written(id, previous, opId, (copy) => applyWrite(copy, args, firstDelete, request.changes.cleared, request.compare ? 3 : 1));
         return { ok: true };
@@ -333,6 +351,7 @@ export class SessionStore {
   /** Deletes session `id` and tells the nodes with its sockets (logout). True if it existed. */
   async destroy(id: string): Promise<boolean> {
     this.#cache.drop(id);
+    this.#lifespans.delete(id);
     const notice = encodeNotice({ kind: 'destroyed', id });
     return (await this.#fcall(FUNCTION.destroy, this.key(id), [notice], true)) === 1;
   }

@@ -23,7 +23,7 @@ after(async () => {
 
 /** An app with /login (body: user, lifespan), /visit (reads), /put (writes) and /big (a value over 8 KiB). */
 async function app(t: TestContext, session: Record<string, unknown> = {}) {
-  const prefix = testPrefix('lifespan');
+  const prefix = (session.key_prefix as string | undefined) ?? testPrefix('lifespan');
   prefixes.push(prefix);
   const config = testConfig({ session: { key_prefix: prefix, cookie_lifespan: DAY, absolute_lifespan: 0, ...session } } as KeepsakeConfigInput);
   return startKeepsakeApp(t, config, (fastify, sessions) => {
@@ -175,4 +175,19 @@ test('the cookie is re-sent once a tenth of the chosen lifespan has passed (not 
     return resent !== undefined;
   }, 250);
   assert.equal(resent, '20', 'with the chosen Max-Age');
+});
+
+test('another node, which never saw the login, refreshes with the stored lifespan too', async (t) => {
+  const first = await app(t);
+  const second = await app(t, { key_prefix: first.prefix });
+  const client = new Client(first.url);
+  await client.post('/login', { user: 'roam', lifespan: 5 });
+  const key = first.prefix + client.sessionId()!;
+  const elsewhere = new Client(second.url);
+  elsewhere.cookies = new Map(client.cookies);
+  for (let i = 0; i < 2; i++) {
+    assert.equal((await elsewhere.get('/visit')).body.user, 'roam');
+    const pttl = await redis.pttl(key);
+    assert.ok(pttl > 0 && pttl <= 5000, `load ${i + 1} on the other node keeps 5 s (PTTL ${pttl})`);
+  }
 });
