@@ -81,6 +81,13 @@ export class SessionKeyError extends KeepsakeError {
   }
 }
 
+/** A login's `lifespan` that is not a whole number of seconds from 1 to 400 days (browsers cap Max-Age there). Nothing is changed. */
+export class SessionLifespanError extends KeepsakeError {
+  constructor(lifespan: unknown) {
+    super('ERR_SESSION_LIFESPAN_INVALID', 500, `regenerate({ lifespan: ${JSON.stringify(String(lifespan)).slice(0, 40)} }) is invalid: a whole number of seconds from 1 to 34560000 (400 days) is needed; nothing was changed`);
+  }
+}
+
 /** A value msgpackr cannot round-trip (a function, a symbol, ...). Nothing is stored. */
 export class SessionValueError extends KeepsakeError {
   constructor(key: string, value: unknown, options?: { cause?: unknown }) {

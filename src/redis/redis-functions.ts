@@ -7,7 +7,8 @@
  * Session hash layout: `d:<key>` data fields (msgpack bytes), `f:<key>` flash values, and
  * metadata `m:c` (created at, ms), `m:a` (anonymous tag), `m:u` (user id), `m:s` (bytes of the d:
  * and f: fields, kept by the write function), `m:v` (the operation ids of the last writes, see
- * below). User keys can never reach `m:` because every data field is namespaced.
+ * below), `m:l` (the idle lifespan in seconds a login chose, instead of cookie_lifespan; absent
+ * when it did not). User keys can never reach `m:` because every data field is namespaced.
  *
  * Every write (data, login) carries an operation id, unique for ever (a random per-process part
  * and a counter). `m:v` keeps the ids of the session's last writes, newest first: a command
@@ -28,7 +29,7 @@ export const FUNCTION = { load: 'ks4_l', write: 'ks4_w', rename: 'ks4_rename', d
  * Field-name prefixes inside a session hash. `m:s` is the byte count of the d: and f: fields,
  * `m:v` the ids of the last writes, `;`-terminated, newest (the version) first.
  */
-export const FIELD = { data: 'd:', flash: 'f:', created: 'm:c', anon: 'm:a', user: 'm:u', size: 'm:s', version: 'm:v' } as const;
+export const FIELD = { data: 'd:', flash: 'f:', created: 'm:c', anon: 'm:a', user: 'm:u', size: 'm:s', version: 'm:v', lifespan: 'm:l' } as const;
 
 /**
  * Sessions whose d: and f: fields hold more bytes than this are not sent through Lua (copying a
@@ -48,7 +49,7 @@ export const RECENT_OPS_BYTES = 64;
 /** Most elements one HSET or HDEL is given (Lua's unpack() fails past ~8000). */
 export const COMMAND_CHUNK = 4000;
 
-/** The load function's answer for a large session: `[LOAD_LARGE, version (newest id in m:v), m:c, m:a, m:u]`. */
+/** The load function's answer for a large session: `[LOAD_LARGE, version (newest id in m:v), m:c, m:a, m:u, m:l]`. */
 export const LOAD_LARGE = 1;
 
 /** Result codes of the write and rename functions. */
@@ -139,17 +140,22 @@ local function newest(ops)
   return ops and string.match(ops, '^[^;]+') or false
 end
 
--- ${FUNCTION.load} KEYS[1]=session hash; ARGV: ttl_ms (0: leave the TTL). Refreshes the TTL and returns the whole hash
--- (HGETALL), {} when the session does not exist, or for a large session {${LOAD_LARGE}, version, m:c, m:a, m:u}.
+-- ${FUNCTION.load} KEYS[1]=session hash; ARGV: ttl_ms (0: leave the TTL). Refreshes the TTL (to m:l seconds when the
+-- login chose a lifespan) and returns the whole hash (HGETALL), {} when the session does not exist, or for a large
+-- session {${LOAD_LARGE}, version, m:c, m:a, m:u, m:l}.
 redis.register_function('${FUNCTION.load}', function(keys, args)
   local key = keys[1]
+  local meta = redis.call('HMGET', key, 'm:s', 'm:l')
   if args[1] == '0' then
     if redis.call('EXISTS', key) == 0 then return {} end
-  elseif redis.call('PEXPIRE', key, args[1]) == 0 then return {} end
-  local size = redis.call('HGET', key, 'm:s')
-  if size and tonumber(size) > LARGE then
-    local meta = redis.call('HMGET', key, 'm:v', 'm:c', 'm:a', 'm:u')
-    return {${LOAD_LARGE}, newest(meta[1]), meta[2], meta[3], meta[4]}
+  else
+    local ttl = args[1]
+    if meta[2] then ttl = tonumber(meta[2]) * 1000 end
+    if redis.call('PEXPIRE', key, ttl) == 0 then return {} end
+  end
+  if meta[1] and tonumber(meta[1]) > LARGE then
+    local more = redis.call('HMGET', key, 'm:v', 'm:c', 'm:a', 'm:u')
+    return {${LOAD_LARGE}, newest(more[1]), more[2], more[3], more[4], meta[2]}
   end
   return redis.call('HGETALL', key)
 end)

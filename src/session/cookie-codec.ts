@@ -73,10 +73,11 @@ export class CookieCodec {
 
   /**
    * The Set-Cookie value naming session `id`, signed with the newest secret. Max-Age is
-   * cookie_lifespan, or `maxAgeSeconds` when shorter (a session near its absolute end).
+   * cookie_lifespan (or `lifespan`, the seconds a login chose), or `maxAgeSeconds` when shorter
+   * (a session near its absolute end).
    */
-  serialize(id: string, maxAgeSeconds?: number): string {
-    const maxAge = maxAgeSeconds === undefined ? this.#session.cookie_lifespan : Math.max(1, Math.min(this.#session.cookie_lifespan, Math.ceil(maxAgeSeconds)));
+  serialize(id: string, maxAgeSeconds?: number, lifespan: number = this.#session.cookie_lifespan): string {
+    const maxAge = maxAgeSeconds === undefined ? lifespan : Math.max(1, Math.min(lifespan, Math.ceil(maxAgeSeconds)));
     return this.#setCookie(sign(id, this.#session.secrets[0]!), maxAge);
   }
 

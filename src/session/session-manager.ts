@@ -7,7 +7,7 @@
 import type { KeepsakeConfig } from '../config/schema.js';
 import type { LegacySessions } from '../legacy/legacy-sessions.js';
 import { putLegacyValues, type LegacyContent } from '../legacy/legacy-values.js';
-import { SessionPluginMissingError } from '../errors.js';
+import { SessionLifespanError, SessionPluginMissingError } from '../errors.js';
 import { consoleLogger, type KeepsakeLogger } from '../logger.js';
 import { requestLogger } from '../logging/app-logger.js';
 import { traceLoad, tracePersist } from '../tracing/session-channels.js';
@@ -29,6 +29,9 @@ import type { ValueCodec } from './value-codec.js';
 
 /** The cookie is re-sent once this fraction (1/n) of cookie_lifespan has passed since it was last sent. */
 const COOKIE_RESEND_FRACTION = 10;
+
+/** The longest lifespan a login may choose (s): browsers cap a cookie's Max-Age at 400 days. */
+export const MAX_SESSION_LIFESPAN = 400 * 24 * 60 * 60;
 
 /** A persist's write request, whether it changes anything, and the flash changes it carries. */
 interface PendingWrite {
@@ -209,7 +212,7 @@ export class SessionManager {
    * What a persist of `session` writes: its data and flash changes, and its user binding (or
    * `user`, a binding not made on the session yet: login writes it before binding it).
    */
-  #pending(session: Session, user: string | null | undefined = session.userChanged ? session.meta.userId : undefined): PendingWrite {
+  #pending(session: Session, user: string | null | undefined = session.userChanged ? session.meta.userId : undefined, lifespan?: number | null): PendingWrite {
     const changes = session.data.changes();
     const flashes = session.flashes.changed ? session.flashes.changes() : undefined;
     const device = session.deviceFields;
@@ -225,12 +228,16 @@ export class SessionManager {
     if (cookieSentAt !== undefined) fields.set(COOKIE_SENT_FIELD, String(cookieSentAt));
     if (typeof user === 'string') fields.set(FIELD.user, user);
     if (user === null) deleteFields.push(FIELD.user);
+    // A login's lifespan (m:l): a number sets it, null goes back to cookie_lifespan, undefined keeps it.
+    if (typeof lifespan === 'number') fields.set(FIELD.lifespan, String(lifespan));
+    if (lifespan === null) deleteFields.push(FIELD.lifespan);
     for (const [key, bytes] of flashes?.sets ?? []) fields.set(FIELD.flash + key, bytes);
     for (const key of flashes?.deletes ?? []) deleteFields.push(FIELD.flash + key);
     const refreshTtl = (session.shortLived && holdsSomething) || this.#store.ttlStale(session.ttlRefreshedAt);
     const request: WriteRequest = {
       create: session.fresh ? { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag } : undefined,
       createdAt: session.meta.createdAt,
+      sessionLifespan: lifespan === undefined ? session.meta.lifespan : (lifespan ?? undefined),
       changes,
       fields: fields.size > 0 ? fields : undefined,
       deleteFields: deleteFields.length > 0 ? deleteFields : undefined,
@@ -283,13 +290,23 @@ export class SessionManager {
    * Login: moves the session to a new id (the old key is gone in the same atomic step, data
    * carried over), optionally binds a user, and sets the new cookie. Open sockets follow.
    * All or nothing: if it fails, the request's cookie still names the old session, intact.
-   * @example await sessions.regenerate(request, { userId: 'alice' });
+   * `lifespan` (seconds, 1 to 400 days) is the session's idle lifespan from now on, instead of
+   * cookie_lifespan ("remember me", a kiosk): its TTL, its cookie's Max-Age and every later
+   * refresh, on every node. A login (`userId`) without it goes back to cookie_lifespan; a
+   * regenerate with neither keeps the session's.
+   * @example await sessions.regenerate(request, { userId: 'alice', lifespan: 30 * 24 * 3600 });
+   * @throws SessionLifespanError (nothing changed) for a lifespan that is not a whole number of seconds in range.
    */
-  async regenerate(request: SessionRequest, options: { userId?: string } = {}): Promise<Session> {
+  async regenerate(request: SessionRequest, options: { userId?: string; lifespan?: number } = {}): Promise<Session> {
+    if (options.lifespan !== undefined && !(Number.isSafeInteger(options.lifespan) && options.lifespan >= 1 && options.lifespan <= MAX_SESSION_LIFESPAN)) {
+      throw new SessionLifespanError(options.lifespan);
+    }
     const session = await this.start(request);
     const state = this.#state(request);
     const previous = { id: session.id, userId: session.meta.userId, stored: !session.fresh };
     let userId = options.userId ?? session.meta.userId;
+    const lifespan = options.lifespan ?? (options.userId !== undefined && session.meta.lifespan !== undefined ? null : undefined);
+    const lifespanAfter = lifespan === undefined ? session.meta.lifespan : (lifespan ?? undefined);
     // The login's device (User-Agent, IP, handle) rides the login's own commit below.
     if (options.userId !== undefined) session.setDeviceFields(loginDeviceFields(request));
     // The renamed session's cookie is sent now: its Max-Age counts from here (m:k).
@@ -301,9 +318,9 @@ export class SessionManager {
       // The index first (on a cluster it lives in another slot than the session): an entry whose
       // session never came is pruned by listings, while a session bound to a user but missing
       // from the index would survive "log out everywhere".
-      if (userId !== null) await this.#users.add(userId, id, session.meta.createdAt);
+      if (userId !== null) await this.#users.add(userId, id, session.meta.createdAt, lifespanAfter);
       // A session stored anew carries its user over explicitly (a rename carries the stored one).
-      const pending = this.#pending(session, session.fresh ? userId ?? undefined : options.userId);
+      const pending = this.#pending(session, session.fresh ? userId ?? undefined : options.userId, session.fresh ? lifespanAfter : lifespan);
       const began = performance.now();
       let committed = true;
       try {
@@ -327,6 +344,7 @@ export class SessionManager {
       }
       session.changeId(id);
       if (options.userId !== undefined) session.bindUser(options.userId);
+      session.meta.lifespan = lifespanAfter;
       this.#stored(session, pending, began);
       break;
     }
@@ -446,7 +464,7 @@ export class SessionManager {
   /** @internal The Set-Cookie header the reply must carry, if any (an adopted legacy cookie's removal is `state.legacyCookie`). */
   outgoingCookie(state: RequestSessionState): string | undefined {
     if (state.cookie === 'clear') return this.#cookies.clear();
-    if (state.cookie === 'set' && state.session !== null) return this.#cookies.serialize(state.session.id, this.#secondsLeft(state.session));
+    if (state.cookie === 'set' && state.session !== null) return this.#cookies.serialize(state.session.id, this.#secondsLeft(state.session), state.session.meta.lifespan);
     return undefined;
   }
 
@@ -556,7 +574,7 @@ export class SessionManager {
       await Promise.all([this.#store.destroy(id), userId !== null ? this.#users.remove(userId, id) : undefined]);
       return null;
     }
-    if (stored.meta.userId !== null && extend) this.#users.touch(stored.meta.userId);
+    if (stored.meta.userId !== null && extend) this.#users.touch(stored.meta.userId, stored.meta.lifespan);
     return stored;
   }
 
@@ -595,7 +613,8 @@ export class SessionManager {
   #keepCookieInStep(session: Session, signedWithCurrentSecret: boolean, state: RequestSessionState): void {
     const sentAt = session.meta.cookieSentAt;
     const now = Date.now();
-    const due = sentAt === undefined || now - sentAt > (this.#config.session.cookie_lifespan * 1000) / COOKIE_RESEND_FRACTION;
+    const lifespan = session.meta.lifespan ?? this.#config.session.cookie_lifespan;
+    const due = sentAt === undefined || now - sentAt > (lifespan * 1000) / COOKIE_RESEND_FRACTION;
     if (!due && signedWithCurrentSecret) return;
     state.cookie = 'set';
     if (sentAt !== undefined) session.cookieSent(now);

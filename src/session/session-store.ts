@@ -43,6 +43,8 @@ export interface WriteRequest {
   readonly deleteFields?: readonly string[];
   /** When the session was created (`m:c`): its TTL never runs past its absolute end. */
   readonly createdAt?: number | undefined;
+  /** The idle lifespan (s) a login chose for this session (`m:l`), instead of cookie_lifespan. */
+  readonly sessionLifespan?: number | undefined;
   /** Compare-and-set: write only if `key` still holds `expected` (undefined = absent). */
   readonly compare?: { readonly key: string; readonly expected: Buffer | undefined };
   /**
@@ -86,6 +88,9 @@ export function decodeNotice(text: string): SessionNotice | null {
  */
 export const COOKIE_SENT_FIELD = 'm:k';
 
+/** How many sessions' chosen lifespans a node remembers (the oldest learned are forgotten first). */
+const LIFESPANS_KEPT = 10_000;
+
 type WriteReply = [number, Buffer | null | number | undefined];
 
 /** A write's arguments as sent, and its operation id (the version it gives the session). */
@@ -107,6 +112,12 @@ export class SessionStore {
   readonly #refreshSlackMs: number;
   readonly #cache = new SessionCache();
   readonly #ops = new OperationIds();
+  /**
+   * Lifespans (s) logins chose, by session id, as this node wrote or read them: a load sends the
+   * right TTL in its one round trip. An id's `m:l` never changes (a login that changes it moves
+   * the session to a new id), so an entry is never stale.
+   */
+  readonly #lifespans = new Map<string, number>();
 
   /** @internal Hits and misses of this node's copies of large sessions (metrics read them). */
   get cacheStats(): { readonly hits: number; readonly misses: number } {
@@ -142,19 +153,32 @@ export class SessionStore {
     if (this.#cache.has(id)) {
       stored = await this.#loadLarge(id, key, extend);
     } else {
+      const sentTtl = this.#idleMs(this.#lifespans.get(id));
       const hash = await this.#pool.run((client) => {
         const read = hgetallRaw(client, key);
-        if (extend) void client.pexpire(key, this.#ttlMs).catch(() => undefined); // same tick: same write to the socket
+        if (extend) void client.pexpire(key, sentTtl).catch(() => undefined); // same tick: same write to the socket
         return read;
       });
       stored = parseHash(hash);
       if (stored !== null && dataBytes(stored) > LARGE_SESSION_BYTES) this.#keep(id, hash, stored);
+      const lifespan = stored?.meta.lifespan;
+      if (lifespan !== undefined) this.#learnLifespan(id, lifespan);
+      // The refresh above did not know the m:l this node had not seen yet: a session whose login
+      // chose its lifespan gets that TTL (cut at its absolute end). Waited for when shorter, so
+      // the key never outlives it.
+      if (extend && stored != null && this.#idleMs(lifespan) !== sentTtl) {
+        const ttl = this.ttlMs(stored.meta.createdAt, lifespan);
+        const refresh = this.#pool.run((client) => client.pexpire(key, ttl));
+        if (Number(ttl) < Number(sentTtl)) await refresh;
+        else void refresh.catch(() => undefined);
+        return stored;
+      }
     }
     // The refresh above is blind to m:c: near the absolute end, pull the expiry back to it, so no
-    // key outlives absolute_lifespan (only in a session's last cookie_lifespan, and not waited for).
+    // key outlives absolute_lifespan (only in a session's last lifespan, and not waited for).
     if (stored !== null && this.#absoluteMs > 0) {
       const end = stored.meta.createdAt + this.#absoluteMs;
-      if (end < Date.now() + Number(this.#ttlMs)) void this.#pool.run((client) => client.pexpireat(key, end, 'LT')).catch(() => undefined);
+      if (end < Date.now() + Number(this.#idleMs(stored.meta.lifespan))) void this.#pool.run((client) => client.pexpireat(key, end, 'LT')).catch(() => undefined);
     }
     return stored;
   }
@@ -169,9 +193,9 @@ export class SessionStore {
       this.#cache.drop(id); // gone, or small again: the whole hash came back
       return parseHash(reply as Buffer[]);
     }
-    const [, version, created, anon, user] = reply as [number, Buffer | null, Buffer | null, Buffer | null, Buffer | null];
+    const [, version, created, anon, user, lifespan] = reply as [number, Buffer | null, Buffer | null, Buffer | null, Buffer | null, Buffer | null | undefined];
     const copy = version === null ? undefined : this.#cache.take(id, version.toString());
-    if (copy !== undefined && created !== null) return { data: new Map(copy.data), flash: new Map(copy.flash), meta: meta(created, anon, user) };
+    if (copy !== undefined && created !== null) return { data: new Map(copy.data), flash: new Map(copy.flash), meta: meta(created, anon, user, lifespan ?? null) };
     const hash = await this.#pool.run((client) => hgetallRaw(client, key));
     const stored = parseHash(hash);
     if (stored !== null) this.#keep(id, hash, stored);
@@ -185,13 +209,25 @@ export class SessionStore {
   }
 
   /**
-   * The TTL (ms) a write gives a session created at `createdAt`: cookie_lifespan, cut short so it
-   * never runs past the absolute end (absolute_lifespan after creation).
+   * The TTL (ms) a write gives a session created at `createdAt`: cookie_lifespan (or the
+   * `lifespan` in seconds its login chose), cut short so it never runs past the absolute end
+   * (absolute_lifespan after creation).
    */
-  ttlMs(createdAt?: number): string {
-    if (createdAt === undefined || this.#absoluteMs === 0) return this.#ttlMs;
+  ttlMs(createdAt?: number, lifespan?: number): string {
+    const full = this.#idleMs(lifespan);
+    if (createdAt === undefined || this.#absoluteMs === 0) return full;
     const left = createdAt + this.#absoluteMs - Date.now();
-    return left < Number(this.#ttlMs) ? String(Math.max(1, left)) : this.#ttlMs;
+    return left < Number(full) ? String(Math.max(1, left)) : full;
+  }
+
+  #learnLifespan(id: string, lifespan: number): void {
+    if (this.#lifespans.size >= LIFESPANS_KEPT && !this.#lifespans.has(id)) this.#lifespans.delete(this.#lifespans.keys().next().value!);
+    this.#lifespans.set(id, lifespan);
+  }
+
+  /** A session's idle lifespan (ms): the `lifespan` (s) its login chose, else cookie_lifespan. */
+  #idleMs(lifespan: number | undefined): string {
+    return lifespan === undefined ? this.#ttlMs : String(lifespan * 1000);
   }
 
   /**
@@ -239,12 +275,13 @@ export class SessionStore {
     const firstDelete = args.length;
     for (const key of changes.deletes) args.push(FIELD.data + key);
     if (request.deleteFields) for (const field of request.deleteFields) args.push(field);
-    const lifespanMs = this.ttlMs(request.createdAt ?? create?.createdAt);
+    const full = this.#idleMs(request.sessionLifespan);
+    const lifespanMs = this.ttlMs(request.createdAt ?? create?.createdAt, request.sessionLifespan);
     const ttlMs = request.lifespanMs !== undefined && request.lifespanMs < Number(lifespanMs) ? String(Math.max(1, request.lifespanMs)) : lifespanMs;
     const opId = this.#ops.next();
     args[0] = writeHeader({
       maxBytes: this.#maxBytes,
-      ttlMs: create || request.refreshTtl !== false || ttlMs !== this.#ttlMs ? ttlMs : undefined,
+      ttlMs: create || request.refreshTtl !== false || ttlMs !== full ? ttlMs : undefined,
       create: create !== undefined,
       clear: changes.cleared,
       compare: compare !== undefined,
@@ -260,6 +297,7 @@ export class SessionStore {
     switch (reply[0]) {
       case WRITE_OK: {
         const { args, firstDelete, opId } = write;
+        if (request.sessionLifespan !== undefined) this.#learnLifespan(to, request.sessionLifespan);
         const previous = Buffer.isBuffer(reply[1]) ? reply[1].toString() : undefined;
         this.#cache.written(id, previous, opId, (copy) => applyWrite(copy, args, firstDelete, request.changes.cleared, request.compare ? 3 : 1));
         return { ok: true };
@@ -313,6 +351,7 @@ export class SessionStore {
   /** Deletes session `id` and tells the nodes with its sockets (logout). True if it existed. */
   async destroy(id: string): Promise<boolean> {
     this.#cache.drop(id);
+    this.#lifespans.delete(id);
     const notice = encodeNotice({ kind: 'destroyed', id });
     return (await this.#fcall(FUNCTION.destroy, this.key(id), [notice], true)) === 1;
   }
@@ -348,6 +387,7 @@ function parseHash(hash: Buffer[]): StoredSession | null {
   let user: Buffer | null = null;
   let cookieSent: Buffer | null = null;
   let lastSeen: Buffer | null = null;
+  let lifespan: Buffer | null = null;
   for (let i = 0; i < hash.length; i += 2) {
     const field = hash[i]!.toString();
     const value = hash[i + 1]!;
@@ -358,9 +398,10 @@ function parseHash(hash: Buffer[]): StoredSession | null {
     else if (field === FIELD.user) user = value;
     else if (field === COOKIE_SENT_FIELD) cookieSent = value;
     else if (field === DEVICE_FIELD.lastSeen) lastSeen = value;
+    else if (field === FIELD.lifespan) lifespan = value;
   }
   if (created === null) return null; // no metadata: not a session keepsake created
-  const stored: StoredSession = { data, flash, meta: { ...meta(created, anon, user), cookieSentAt: Number((cookieSent ?? created).toString()) } };
+  const stored: StoredSession = { data, flash, meta: { ...meta(created, anon, user, lifespan), cookieSentAt: Number((cookieSent ?? created).toString()) } };
   if (lastSeen !== null) stored.meta.lastSeenAt = Number(lastSeen.toString());
   return stored;
 }
@@ -382,8 +423,10 @@ function versionOf(hash: Buffer[]): string | undefined {
   return undefined;
 }
 
-function meta(created: Buffer, anon: Buffer | null, user: Buffer | null): SessionMeta {
-  return { createdAt: Number(created.toString()), anonTag: anon?.toString() ?? '', userId: user?.toString() ?? null };
+function meta(created: Buffer, anon: Buffer | null, user: Buffer | null, lifespan: Buffer | null = null): SessionMeta {
+  const result: SessionMeta = { createdAt: Number(created.toString()), anonTag: anon?.toString() ?? '', userId: user?.toString() ?? null };
+  if (lifespan !== null) result.lifespan = Number(lifespan.toString());
+  return result;
 }
 
 /** Applies a write's arguments (field/value pairs from `first`, then fields to delete) to a cached copy. */

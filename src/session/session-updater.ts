@@ -142,6 +142,7 @@ export class SessionUpdater {
         outcome = await this.#store.write(session.id, {
           create: session.fresh ? { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag } : undefined,
           createdAt: session.meta.createdAt,
+          sessionLifespan: session.meta.lifespan,
           changes: bytes === undefined ? { ...NO_CHANGES, deletes: [key] } : { ...NO_CHANGES, sets: new Map([[key, bytes]]) },
           compare: { key, expected },
           refreshTtl,

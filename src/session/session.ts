@@ -20,6 +20,8 @@ export interface SessionMeta {
   cookieSentAt?: number | undefined;
   /** Device "last seen" (`m:ls`, ms), when the load read it (see device-info.ts). */
   lastSeenAt?: number | undefined;
+  /** The idle lifespan (s) the login chose (`m:l`), instead of cookie_lifespan; undefined when it did not. */
+  lifespan?: number | undefined;
 }
 
 /**

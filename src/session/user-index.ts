@@ -60,12 +60,12 @@ export class UserIndex {
     return this.#prefix + userId;
   }
 
-  /** Records that session `id` (created at `createdAt`) belongs to `userId`. */
-  async add(userId: string, id: string, createdAt: number): Promise<void> {
+  /** Records that session `id` (created at `createdAt`, idle `lifespan` s if its login chose one) belongs to `userId`. */
+  async add(userId: string, id: string, createdAt: number, lifespan?: number): Promise<void> {
     const key = this.key(userId);
     const now = Date.now();
     const end = this.#absoluteMs > 0 ? createdAt + this.#absoluteMs : undefined;
-    const expireAt = end ?? now + this.#lifespanMs + TTL_MARGIN_MS;
+    const expireAt = end ?? now + this.#idleMs(lifespan) + TTL_MARGIN_MS;
     // Replicated like the login's rename (wait_replicas): "log out everywhere" must find it after a failover.
     const count = await this.#pool.runReplicated((client) => {
       // One tick, one connection: Redis runs them in order. NX gives a new index its first TTL
@@ -92,10 +92,15 @@ export class UserIndex {
    * only; otherwise its TTL is already fixed at the right end). Sent without waiting: a failure
    * costs nothing now, and a later load retries.
    */
-  touch(userId: string): void {
+  touch(userId: string, lifespan?: number): void {
     if (this.#absoluteMs > 0) return;
     const key = this.key(userId);
-    void this.#pool.run((client) => client.pexpire(key, this.#lifespanMs + TTL_MARGIN_MS, 'GT')).catch(ignore);
+    void this.#pool.run((client) => client.pexpire(key, this.#idleMs(lifespan) + TTL_MARGIN_MS, 'GT')).catch(ignore);
+  }
+
+  /** A session's idle lifespan (ms): the one its login chose, else cookie_lifespan. */
+  #idleMs(lifespan: number | undefined): number {
+    return lifespan === undefined ? this.#lifespanMs : lifespan * 1000;
   }
 
   /** Every session id `userId` is logged in with right now; ids of ended sessions are pruned. */
