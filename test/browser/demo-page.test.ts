@@ -4,7 +4,7 @@
  * (the socket follows the new id) and logout (sockets close with 4401).
  * Needs Redis at 127.0.0.1:6379 (config/app.ini) and /usr/bin/chromium.
  */
-import { test, before, after } from 'node:test';
+import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -137,12 +137,10 @@ async function addItem(page: Page, sku: string, qty: number): Promise<void> {
   await page.locator(`#basket-list li[data-sku="${sku}"]`).waitFor({ timeout: LIVE_TIMEOUT_MS });
 }
 
-test('demo page: HTTP actions, live panel across tabs, isolation, login and logout', async (t) => {
-  const contextA = await newContext();
-  const contextB = await newContext();
-  // After a failed step the later ones would only report its consequences: skip them.
+/** Sub-tests run in order; after a failed one the later ones are skipped (they would only report its consequences). */
+function steps(t: TestContext): (name: string, fn: () => Promise<void>) => Promise<void> {
   let broken = false;
-  const step = (name: string, fn: () => Promise<void>) =>
+  return (name, fn) =>
     t.test(name, { skip: broken ? 'an earlier step failed' : false }, async () => {
       try {
         await fn();
@@ -151,6 +149,12 @@ test('demo page: HTTP actions, live panel across tabs, isolation, login and logo
         throw error;
       }
     });
+}
+
+test('demo page: HTTP actions, live panel across tabs, isolation, login and logout', async (t) => {
+  const contextA = await newContext();
+  const contextB = await newContext();
+  const step = steps(t);
   try {
     const tab1 = await openPage(contextA, 'A/tab1');
     let userA = '';
@@ -294,16 +298,7 @@ test('devices panel: two browsers of one user list both devices online; revoking
   const contextA = await newContext();
   const contextB = await newContext();
   const user = `dev-${randomBytes(3).toString('hex')}`;
-  let broken = false;
-  const step = (name: string, fn: () => Promise<void>) =>
-    t.test(name, { skip: broken ? 'an earlier step failed' : false }, async () => {
-      try {
-        await fn();
-      } catch (error) {
-        broken = true;
-        throw error;
-      }
-    });
+  const step = steps(t);
   const onlineCount = (page: Page) => page.locator('#devices-list li .device-state.on').count();
   try {
     const pageA = await openPage(contextA, 'devices/A');

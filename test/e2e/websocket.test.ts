@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Redis } from 'ioredis';
 import { startApp, testPrefix, type TestApp } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
-import { RedisServer } from '../support/redis-server.js';
+import { commandsDuring as commandsDuringOn, RedisServer } from '../support/redis-server.js';
 import { HandshakeRefused, WsClient, type WsOpenOptions } from '../support/ws-client.js';
 
 /** The contract's bound for a push after a change. */
@@ -43,18 +43,7 @@ async function startNode(prefix?: string): Promise<TestApp> {
 }
 
 /** Commands the app sent to Redis while `action` ran, by name. */
-async function commandsDuring(action: () => Promise<unknown>): Promise<Record<string, number>> {
-  const before = await redis.commandStats();
-  await action();
-  const after = await redis.commandStats();
-  const delta: Record<string, number> = {};
-  for (const [name, calls] of after) {
-    if (name === 'exists') continue; // the expiry sweep's periodic EXISTS may fall in the window
-    const diff = calls - (before.get(name) ?? 0);
-    if (diff > 0) delta[name] = diff;
-  }
-  return delta;
-}
+const commandsDuring = (action: () => Promise<unknown>) => commandsDuringOn(redis, action);
 
 async function subscribers(channel: string): Promise<number> {
   const reply = (await inspect.pubsub('NUMSUB', channel)) as [string, number];

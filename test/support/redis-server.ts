@@ -518,3 +518,22 @@ export class RedisServer {
     return this.stopping;
   }
 }
+
+/**
+ * Commands the app sent to `server` while `action` ran, by name; `settle` waits for what the app
+ * sends without waiting for it. EXISTS is left out: the expiry sweep's periodic EXISTS may fall
+ * in the window.
+ */
+export async function commandsDuring(server: RedisServer, action: () => Promise<unknown>, settle: () => Promise<unknown> = async () => undefined): Promise<Record<string, number>> {
+  const before = await server.commandStats();
+  await action();
+  await settle();
+  const after = await server.commandStats();
+  const delta: Record<string, number> = {};
+  for (const [name, calls] of after) {
+    if (name === 'exists') continue;
+    const diff = calls - (before.get(name) ?? 0);
+    if (diff > 0) delta[name] = diff;
+  }
+  return delta;
+}
