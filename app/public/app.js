@@ -174,9 +174,15 @@ function applySession(s) {
 
 // ---------------------------------------------------------------- Devices
 
+/** How many `devices` pushes the socket delivered: a listing asked for before the latest push is older than it. */
+let devicesPushes = 0;
+
 async function loadDevices() {
+  const pushesBefore = devicesPushes;
   const res = await api('GET', '/api/devices');
-  if (view.authenticated) renderDevices(res.devices);
+  // A push that arrived while this request was out may show a socket that opened after the
+  // server listed (another device logging in at once): showing this answer would undo it.
+  if (view.authenticated && devicesPushes === pushesBefore) renderDevices(res.devices);
 }
 
 /** Shows the user's devices (null hides the panel: not logged in). */
@@ -358,6 +364,7 @@ function connect() {
         applySession(msg);
       }
     } else if (msg.type === 'devices') {
+      devicesPushes += 1;
       if (view.authenticated) renderDevices(msg.devices);
     } else if (msg.type === 'error') {
       els.liveNote.textContent = `Server says: ${msg.message} (${msg.code})`;

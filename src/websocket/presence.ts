@@ -29,6 +29,8 @@ export class Presence {
   /** Users whose sockets changed since the last flush. */
   readonly #dirty = new Set<string>();
   #flushing: Promise<void> | null = null;
+  /** Per user: the number of the latest listing started, and of the latest sent (pushes in flight only). */
+  readonly #pushes = new Map<string, { started: number; sent: number }>();
   #heartbeat: NodeJS.Timeout | null = null;
   #closed = false;
 
@@ -174,18 +176,34 @@ export class Presence {
     await this.#devices.pool.run((client) => client.del(key));
   }
 
-  /** Pushes `user`'s devices to their sockets on this node (one listing); returns how many got it. */
+  /**
+   * Pushes `user`'s devices to their sockets on this node (one listing); returns how many got it.
+   * Listings of one user are sent in the order they were asked for: one that Redis answered late
+   * is dropped when a newer one was already sent, so a socket never ends on an older listing.
+   */
   #push(user: string): number {
     const connections = this.#registry.ofUser(user).filter((connection) => connection.session.authenticated);
     if (connections.length === 0) return 0;
+    const order = this.#pushes.get(user) ?? { started: 0, sent: 0 };
+    this.#pushes.set(user, order);
+    const number = ++order.started;
+    const settle = () => {
+      if (order.started === number) this.#pushes.delete(user);
+    };
     void this.#devices.records(user).then(
       (records) => {
+        settle();
+        if (number < order.sent) return;
+        order.sent = number;
         for (const connection of connections) {
           const current = this.#registry.sessionIdOf(connection);
           connection.send({ type: 'devices', devices: records.map((record) => deviceView(record, current)) });
         }
       },
-      (error: unknown) => trace('presence: could not list devices of a user: %s', (error as Error).message),
+      (error: unknown) => {
+        settle();
+        trace('presence: could not list devices of a user: %s', (error as Error).message);
+      },
     );
     return connections.length;
   }
