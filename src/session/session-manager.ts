@@ -163,7 +163,7 @@ export class SessionManager {
     if (cookie === null) return null;
     const extend = typeof request !== 'object' || !keepsLifespan(request);
     const stored = await this.#loadLive(cookie.id, extend);
-    return stored === null ? null : this.#materialize(cookie.id, stored, false, extend);
+    return stored === null ? null : this.#materialize(cookie.id, stored, false);
   }
 
   /** Reads session `id` straight from the store without refreshing it (CLI, WebSocket views). */
@@ -233,7 +233,7 @@ export class SessionManager {
     if (lifespan === null) deleteFields.push(FIELD.lifespan);
     for (const [key, bytes] of flashes?.sets ?? []) fields.set(FIELD.flash + key, bytes);
     for (const key of flashes?.deletes ?? []) deleteFields.push(FIELD.flash + key);
-    const refreshTtl = (session.shortLived && holdsSomething) || this.#store.ttlStale(session.ttlRefreshedAt);
+    const refreshTtl = (session.shortLived && holdsSomething) || this.#store.refreshDue(session.id, session.meta.lifespan);
     const request: WriteRequest = {
       create: session.fresh ? { createdAt: session.meta.createdAt, anonTag: session.meta.anonTag } : undefined,
       createdAt: session.meta.createdAt,
@@ -249,7 +249,6 @@ export class SessionManager {
 
   /** `session` now holds in memory what `pending` wrote to the store. */
   #stored(session: Session, pending: PendingWrite, began: number): void {
-    if (pending.request.refreshTtl !== false || session.fresh) session.markTtlRefreshed();
     if (session.fresh || pending.holdsSomething) session.markShortLived(pending.shortLived);
     if (pending.cookieSentAt !== undefined) session.cookieSentStored();
     session.markStored();
@@ -280,7 +279,6 @@ export class SessionManager {
       this.#observer.persistFailed(error);
       throw error;
     }
-    session.markTtlRefreshed();
     session.markShortLived(shortLived);
     session.markStored();
     this.#observer.persisted(performance.now() - began);
@@ -496,7 +494,7 @@ export class SessionManager {
         state.opening = null; // set by start() once this call returned its promise
       }
       if (stored !== null) {
-        session = this.#materialize(cookie.id, stored, false, extend);
+        session = this.#materialize(cookie.id, stored, false);
         // A logged-in device's "last seen": one extra write a minute at most, none within it.
         if (extend && session.authenticated && lastSeenStale(stored.meta.lastSeenAt) && this.#lastSeen.claim(cookie.id)) session.setDeviceFields(new Map([[DEVICE_FIELD.lastSeen, String(Date.now())]]));
         // A route that keeps the session's lifespan (polling) re-sends the cookie only for a new secret.
@@ -551,7 +549,7 @@ export class SessionManager {
         store: (content) => this.storeAdopted(request, content),
         join: async (id) => {
           const stored = await this.#loadLive(id);
-          return stored === null ? null : this.#materialize(id, stored, false, true);
+          return stored === null ? null : this.#materialize(id, stored, false);
         },
       });
       state.legacyCookie = this.#legacy!.cookie.clear();
@@ -565,6 +563,7 @@ export class SessionManager {
   /** Loads a session, treating one past its absolute lifetime as gone (and removing it). */
   async #loadLive(id: string, extend = true): Promise<StoredSession | null> {
     const began = performance.now();
+    const startedAt = Date.now();
     const stored = await traceLoad(id, () => this.#store.load(id, extend));
     this.#observer.loaded?.(performance.now() - began);
     if (stored === null) return null;
@@ -574,15 +573,13 @@ export class SessionManager {
       await Promise.all([this.#store.destroy(id), userId !== null ? this.#users.remove(userId, id) : undefined]);
       return null;
     }
-    if (stored.meta.userId !== null && extend) this.#users.touch(stored.meta.userId, stored.meta.lifespan);
+    // The index follows the session's TTL: pushed forward only when this load refreshed it.
+    if (stored.meta.userId !== null && extend && this.#store.refreshedSince(id, startedAt)) this.#users.touch(stored.meta.userId, stored.meta.lifespan);
     return stored;
   }
 
-  /** @param refreshed the load that read `stored` refreshed its TTL (a peek does not). */
-  #materialize(id: string, stored: StoredSession, fresh: boolean, refreshed = false): Session {
-    const session = this.#create(id, { ...stored.meta }, stored.data, fresh, stored.flash);
-    if (refreshed) session.markTtlRefreshed();
-    return session;
+  #materialize(id: string, stored: StoredSession, fresh: boolean): Session {
+    return this.#create(id, { ...stored.meta }, stored.data, fresh, stored.flash);
   }
 
   // Session and its data point at each other through update(); wire them once here.

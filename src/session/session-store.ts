@@ -16,6 +16,7 @@ import { DEVICE_FIELD } from './device-info.js';
 import type { SessionChanges } from './session-data.js';
 import { SessionCache, type CachedSession } from './session-cache.js';
 import { ID_LENGTH, newSessionId, newSessionIdInSlot } from './session-id.js';
+import { TtlRefreshes } from './ttl-refreshes.js';
 import type { SessionMeta } from './session.js';
 
 /** A session as read from Redis. */
@@ -98,6 +99,8 @@ interface PreparedWrite {
   readonly args: (string | Buffer)[];
   readonly firstDelete: number;
   readonly opId: string;
+  /** The write gives the session its full idle TTL (not a short or cut one). */
+  readonly fullTtl: boolean;
 }
 
 type FcallBuffer = (name: string, numkeys: number, ...args: (string | Buffer | number)[]) => Promise<unknown>;
@@ -108,8 +111,8 @@ export class SessionStore {
   readonly #ttlMs: string;
   readonly #absoluteMs: number;
   readonly #maxBytes: string;
-  /** A TTL refreshed less than this long ago (1% of cookie_lifespan, at most 1 s) is fresh enough. */
-  readonly #refreshSlackMs: number;
+  /** Sessions this node gave their full TTL lately: a read within 1 % of the lifespan sends no PEXPIRE. */
+  readonly #refreshes = new TtlRefreshes();
   readonly #cache = new SessionCache();
   readonly #ops = new OperationIds();
   /**
@@ -130,7 +133,6 @@ export class SessionStore {
     this.#ttlMs = String(config.session.cookie_lifespan * 1000);
     this.#absoluteMs = config.session.absolute_lifespan * 1000;
     this.#maxBytes = String(config.session.max_session_bytes);
-    this.#refreshSlackMs = Math.min(1000, config.session.cookie_lifespan * 10);
   }
 
   get pool(): RedisPool {
@@ -144,8 +146,9 @@ export class SessionStore {
 
   /**
    * Reads a session and refreshes its TTL in one round trip (HGETALL + PEXPIRE in the same tick,
-   * one socket write); null if it does not exist. A large session this node keeps a copy of is
-   * checked by version instead (see #loadLarge).
+   * one socket write); null if it does not exist. The PEXPIRE is left out while this node's last
+   * refresh of the session is under 1 % of its lifespan old (TtlRefreshes). A large session this
+   * node keeps a copy of is checked by version instead (see #loadLarge).
    */
   async load(id: string, extend = true): Promise<StoredSession | null> {
     const key = this.key(id);
@@ -154,25 +157,38 @@ export class SessionStore {
       stored = await this.#loadLarge(id, key, extend);
     } else {
       const sentTtl = this.#idleMs(this.#lifespans.get(id));
-      const hash = await this.#pool.run((client) => {
-        const read = hgetallRaw(client, key);
-        if (extend) void client.pexpire(key, sentTtl).catch(() => undefined); // same tick: same write to the socket
-        return read;
-      });
+      const refresh = extend && this.#refreshes.due(id, Number(sentTtl));
+      let hash: Buffer[];
+      try {
+        hash = await this.#pool.run((client) => {
+          const read = hgetallRaw(client, key);
+          if (refresh) void client.pexpire(key, sentTtl).catch(() => undefined); // same tick: same write to the socket
+          return read;
+        });
+      } catch (error) {
+        this.#refreshes.forget(id);
+        throw error;
+      }
       stored = parseHash(hash);
-      if (stored !== null && dataBytes(stored) > LARGE_SESSION_BYTES) this.#keep(id, hash, stored);
-      const lifespan = stored?.meta.lifespan;
+      if (stored === null) {
+        this.#refreshes.forget(id);
+        return null;
+      }
+      if (dataBytes(stored) > LARGE_SESSION_BYTES) this.#keep(id, hash, stored);
+      const lifespan = stored.meta.lifespan;
       if (lifespan !== undefined) this.#learnLifespan(id, lifespan);
       // The refresh above did not know the m:l this node had not seen yet: a session whose login
       // chose its lifespan gets that TTL (cut at its absolute end). Waited for when shorter, so
       // the key never outlives it.
-      if (extend && stored != null && this.#idleMs(lifespan) !== sentTtl) {
+      if (refresh && this.#idleMs(lifespan) !== sentTtl) {
         const ttl = this.ttlMs(stored.meta.createdAt, lifespan);
-        const refresh = this.#pool.run((client) => client.pexpire(key, ttl));
-        if (Number(ttl) < Number(sentTtl)) await refresh;
-        else void refresh.catch(() => undefined);
+        const corrected = this.#pool.run((client) => client.pexpire(key, ttl));
+        if (Number(ttl) < Number(sentTtl)) await corrected;
+        else void corrected.catch(() => undefined);
+        this.#refreshes.refreshed(id);
         return stored;
       }
+      if (refresh) this.#refreshes.refreshed(id);
     }
     // The refresh above is blind to m:c: near the absolute end, pull the expiry back to it, so no
     // key outlives absolute_lifespan (only in a session's last lifespan, and not waited for).
@@ -188,7 +204,17 @@ export class SessionStore {
    * node's copy serves when it is at that version; else (written elsewhere) HGETALL reads it anew.
    */
   async #loadLarge(id: string, key: string, extend: boolean): Promise<StoredSession | null> {
-    const reply = (await this.#fcall(FUNCTION.load, key, [extend ? this.#ttlMs : '0'])) as (Buffer | number | null)[];
+    // The function itself gives the TTL of m:l when the login chose one.
+    const refresh = extend && this.#refreshes.due(id, Number(this.#idleMs(this.#lifespans.get(id))));
+    let reply: (Buffer | number | null)[];
+    try {
+      reply = (await this.#fcall(FUNCTION.load, key, [refresh ? this.#ttlMs : '0'])) as (Buffer | number | null)[];
+    } catch (error) {
+      this.#refreshes.forget(id);
+      throw error;
+    }
+    if (reply.length === 0) this.#refreshes.forget(id);
+    else if (refresh) this.#refreshes.refreshed(id);
     if (reply[0] !== LOAD_LARGE) {
       this.#cache.drop(id); // gone, or small again: the whole hash came back
       return parseHash(reply as Buffer[]);
@@ -230,12 +256,17 @@ export class SessionStore {
     return lifespan === undefined ? this.#ttlMs : String(lifespan * 1000);
   }
 
+  /** True when this node gave session `id` its full TTL at or after `since` (ms): a load did, or a write. */
+  refreshedSince(id: string, since: number): boolean {
+    return this.#refreshes.since(id, since);
+  }
+
   /**
-   * True when a write should refresh the TTL again: unless the load (or a write) of this request
-   * refreshed it moments ago (`refreshedAt`, ms), the write carries it.
+   * True when a write to session `id` should carry its TTL: unless this node refreshed it within
+   * 1 % of its idle lifespan (`lifespan` s, the one its login chose; else cookie_lifespan).
    */
-  ttlStale(refreshedAt: number): boolean {
-    return Date.now() - refreshedAt > this.#refreshSlackMs;
+  refreshDue(id: string, lifespan: number | undefined): boolean {
+    return this.#refreshes.due(id, Number(this.#idleMs(lifespan)));
   }
 
   /** The stored bytes of one data key (update() re-checking a value before answering without a write). */
@@ -279,9 +310,10 @@ export class SessionStore {
     const lifespanMs = this.ttlMs(request.createdAt ?? create?.createdAt, request.sessionLifespan);
     const ttlMs = request.lifespanMs !== undefined && request.lifespanMs < Number(lifespanMs) ? String(Math.max(1, request.lifespanMs)) : lifespanMs;
     const opId = this.#ops.next();
+    const sendsTtl = create !== undefined || request.refreshTtl !== false || ttlMs !== full;
     args[0] = writeHeader({
       maxBytes: this.#maxBytes,
-      ttlMs: create || request.refreshTtl !== false || ttlMs !== full ? ttlMs : undefined,
+      ttlMs: sendsTtl ? ttlMs : undefined,
       create: create !== undefined,
       clear: changes.cleared,
       compare: compare !== undefined,
@@ -289,7 +321,7 @@ export class SessionStore {
       deadlineMs,
       opId,
     });
-    return { args, firstDelete, opId };
+    return { args, firstDelete, opId, fullTtl: sendsTtl && ttlMs === full };
   }
 
   /** What a write (or rename) reply means; this node's copy of session `id`, now `to`, follows. */
@@ -297,6 +329,7 @@ export class SessionStore {
     switch (reply[0]) {
       case WRITE_OK: {
         const { args, firstDelete, opId } = write;
+        if (write.fullTtl) this.#refreshes.refreshed(to);
         if (request.sessionLifespan !== undefined) this.#learnLifespan(to, request.sessionLifespan);
         const previous = Buffer.isBuffer(reply[1]) ? reply[1].toString() : undefined;
         this.#cache.written(id, previous, opId, (copy) => applyWrite(copy, args, firstDelete, request.changes.cleared, request.compare ? 3 : 1));
@@ -305,10 +338,12 @@ export class SessionStore {
       case WRITE_REPEATED:
         // Applied by the first send, whose reply was lost: this node's copy missed the change.
         this.#cache.drop(to);
+        if (write.fullTtl) this.#refreshes.refreshed(to);
         return { ok: true };
       case WRITE_CONFLICT:
         return { ok: false, current: Buffer.isBuffer(reply[1]) ? reply[1] : undefined };
       case WRITE_GONE:
+        this.#refreshes.forget(to);
         throw new SessionGoneError();
       case WRITE_TOO_LARGE:
         throw new SessionTooLargeError(Number(reply[1]), Number(this.#maxBytes));
@@ -338,6 +373,7 @@ export class SessionStore {
     // browser keeps the old cookie, and the session would move away from it.
     const write = this.#writeArgs({ ...request, refreshTtl: true }, Date.now() + this.#pool.config.command_timeout_ms);
     this.#cache.drop(id);
+    this.#refreshes.forget(id);
     const reply = (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], write.args, true)) as WriteReply;
     try {
       this.#written(id, to, request, write, reply, FUNCTION.rename);
@@ -350,6 +386,7 @@ export class SessionStore {
 
   /** Deletes session `id` and tells the nodes with its sockets (logout). True if it existed. */
   async destroy(id: string): Promise<boolean> {
+    this.#refreshes.forget(id);
     this.#cache.drop(id);
     this.#lifespans.delete(id);
     const notice = encodeNotice({ kind: 'destroyed', id });

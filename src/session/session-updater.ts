@@ -135,7 +135,7 @@ export class SessionUpdater {
         return stored === undefined ? undefined : session.data.get(key as never) ?? stored;
       }
       // A session stored empty with the short empty_session_lifespan gets the full one with its first data.
-      const refreshTtl = session.shortLived || this.#store.ttlStale(session.ttlRefreshedAt);
+      const refreshTtl = session.shortLived || this.#store.refreshDue(session.id, session.meta.lifespan);
       const began = performance.now();
       let outcome: Awaited<ReturnType<SessionStore['write']>>;
       try {
@@ -153,7 +153,6 @@ export class SessionUpdater {
       }
       if (outcome.ok) {
         this.#observer.persisted(performance.now() - began);
-        if (refreshTtl) session.markTtlRefreshed();
         session.markStored();
         session.markShortLived(false);
         chain.latest = bytes ?? null;

@@ -109,18 +109,6 @@ export class Session {
     this.#fresh = false;
   }
 
-  #ttlRefreshedAt = 0;
-
-  /** @internal When this request last refreshed the session's TTL in the store (ms; 0 = never). */
-  get ttlRefreshedAt(): number {
-    return this.#ttlRefreshedAt;
-  }
-
-  /** @internal The load, a write or a rename refreshed the TTL just now. */
-  markTtlRefreshed(): void {
-    this.#ttlRefreshedAt = Date.now();
-  }
-
   #cookieSentChanged = false;
 
   /** @internal True when the time the cookie was last sent must be written. */

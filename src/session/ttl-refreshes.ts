@@ -1,0 +1,47 @@
+/**
+ * @module Which sessions this node gave their full idle TTL lately, so a read does not send a
+ * PEXPIRE on every request: one is due once 1 % of the session's idle lifespan has passed since
+ * this node's last. A session then expires between 99 % and 100 % of its idle lifespan after its
+ * last request (docs/lifecycle.md), and most reads are one command (HGETALL) instead of two.
+ *
+ * Sound because a session's TTL only moves forward between refreshes: the key of an id is never
+ * given a shorter TTL once it has its full one (an id's lifespan `m:l` never changes; a short
+ * `empty_session_lifespan` TTL is never recorded here; the absolute end is applied on its own).
+ * Another node refreshing the same session only makes it live longer. Bounded: the oldest entries
+ * go first, and a forgotten session is simply refreshed at its next read.
+ */
+
+/** The share of the idle lifespan a refresh may lag by. */
+export const REFRESH_SLACK = 0.01;
+
+/** Sessions tracked per node at most (~100 bytes each). */
+const TRACKED_MAX = 50_000;
+
+export class TtlRefreshes {
+  readonly #at = new Map<string, number>();
+  constructor(private readonly max = TRACKED_MAX) {}
+
+  /** True when session `id`, of idle lifespan `idleMs`, should get its full TTL again. */
+  due(id: string, idleMs: number, now = Date.now()): boolean {
+    const at = this.#at.get(id);
+    return at === undefined || now - at >= idleMs * REFRESH_SLACK;
+  }
+
+  /** This node just sent session `id` its full idle TTL. */
+  refreshed(id: string, now = Date.now()): void {
+    this.#at.delete(id);
+    if (this.#at.size >= this.max) this.#at.delete(this.#at.keys().next().value!);
+    this.#at.set(id, now);
+  }
+
+  /** True when this node gave session `id` its full TTL at or after `since` (ms). */
+  since(id: string, since: number): boolean {
+    const at = this.#at.get(id);
+    return at !== undefined && at >= since;
+  }
+
+  /** Session `id` is gone, moved or its refresh may not have landed: its next read refreshes it. */
+  forget(id: string): void {
+    this.#at.delete(id);
+  }
+}
