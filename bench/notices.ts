@@ -90,7 +90,7 @@ async function masterStats(servers: RedisServer[]): Promise<MasterStats[]> {
       const list = String(await server.process.command(['CLIENT', 'LIST']));
       const subscribers = list
         .split('\n')
-        .filter((line) => / name=keepsake:\S*subscriber /.test(line))
+        .filter((line) => / name=\S*keepsake:\S*subscriber /.test(line))
         .map((line) => Number(/ sub=(\d+)/.exec(line)?.[1] ?? 0))
         .filter((sub) => sub > 0);
       return {
