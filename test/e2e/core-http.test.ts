@@ -112,6 +112,7 @@ describe('start → modify → persist', () => {
     // test/e2e/ttl-refresh-throttle.test.ts) sends the refresh with the read.
     const other = await startApp({ session: { key_prefix: app.prefix }, redis_connection_pool: { default: { port: String(redis.port) } } });
     try {
+      await new Client(other.url).get('/api/session'); // its pool is open: the handshake is not counted below
       const visitor = new Client(other.url);
       visitor.cookies = client.cookies;
       const commands = await commandsDuring(async () => {
