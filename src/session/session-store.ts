@@ -99,8 +99,8 @@ interface PreparedWrite {
   readonly args: (string | Buffer)[];
   readonly firstDelete: number;
   readonly opId: string;
-  /** The write gives the session its full idle TTL (not a short or cut one). */
-  readonly fullTtl: boolean;
+  /** The session's idle lifespan (ms) when the write gives it that full TTL (not a short or cut one). */
+  readonly fullTtlMs: number | undefined;
 }
 
 type FcallBuffer = (name: string, numkeys: number, ...args: (string | Buffer | number)[]) => Promise<unknown>;
@@ -154,7 +154,15 @@ export class SessionStore {
     const key = this.key(id);
     let stored: StoredSession | null;
     if (this.#cache.has(id)) {
-      stored = await this.#loadLarge(id, key, extend);
+      const refresh = extend && this.#refreshes.due(id, Number(this.#idleMs(this.#lifespans.get(id))));
+      try {
+        stored = await this.#loadLarge(id, key, refresh);
+      } catch (error) {
+        this.#refreshes.forget(id);
+        throw error;
+      }
+      if (stored === null) this.#refreshes.forget(id);
+      else if (refresh) this.#refreshes.refreshed(id, Number(this.#idleMs(stored.meta.lifespan)));
     } else {
       const sentTtl = this.#idleMs(this.#lifespans.get(id));
       const refresh = extend && this.#refreshes.due(id, Number(sentTtl));
@@ -185,10 +193,10 @@ export class SessionStore {
         const corrected = this.#pool.run((client) => client.pexpire(key, ttl));
         if (Number(ttl) < Number(sentTtl)) await corrected;
         else void corrected.catch(() => undefined);
-        this.#refreshes.refreshed(id);
+        this.#refreshes.refreshed(id, Number(this.#idleMs(lifespan)));
         return stored;
       }
-      if (refresh) this.#refreshes.refreshed(id);
+      if (refresh) this.#refreshes.refreshed(id, Number(sentTtl));
     }
     // The refresh above is blind to m:c: near the absolute end, pull the expiry back to it, so no
     // key outlives absolute_lifespan (only in a session's last lifespan, and not waited for).
@@ -203,18 +211,9 @@ export class SessionStore {
    * The load function: for a session still large it answers with the version alone, and this
    * node's copy serves when it is at that version; else (written elsewhere) HGETALL reads it anew.
    */
-  async #loadLarge(id: string, key: string, extend: boolean): Promise<StoredSession | null> {
+  async #loadLarge(id: string, key: string, refresh: boolean): Promise<StoredSession | null> {
     // The function itself gives the TTL of m:l when the login chose one.
-    const refresh = extend && this.#refreshes.due(id, Number(this.#idleMs(this.#lifespans.get(id))));
-    let reply: (Buffer | number | null)[];
-    try {
-      reply = (await this.#fcall(FUNCTION.load, key, [refresh ? this.#ttlMs : '0'])) as (Buffer | number | null)[];
-    } catch (error) {
-      this.#refreshes.forget(id);
-      throw error;
-    }
-    if (reply.length === 0) this.#refreshes.forget(id);
-    else if (refresh) this.#refreshes.refreshed(id);
+    const reply = (await this.#fcall(FUNCTION.load, key, [refresh ? this.#ttlMs : '0'])) as (Buffer | number | null)[];
     if (reply[0] !== LOAD_LARGE) {
       this.#cache.drop(id); // gone, or small again: the whole hash came back
       return parseHash(reply as Buffer[]);
@@ -321,7 +320,7 @@ export class SessionStore {
       deadlineMs,
       opId,
     });
-    return { args, firstDelete, opId, fullTtl: sendsTtl && ttlMs === full };
+    return { args, firstDelete, opId, fullTtlMs: sendsTtl && ttlMs === full ? Number(full) : undefined };
   }
 
   /** What a write (or rename) reply means; this node's copy of session `id`, now `to`, follows. */
@@ -329,7 +328,7 @@ export class SessionStore {
     switch (reply[0]) {
       case WRITE_OK: {
         const { args, firstDelete, opId } = write;
-        if (write.fullTtl) this.#refreshes.refreshed(to);
+        if (write.fullTtlMs !== undefined) this.#refreshes.refreshed(to, write.fullTtlMs);
         if (request.sessionLifespan !== undefined) this.#learnLifespan(to, request.sessionLifespan);
         const previous = Buffer.isBuffer(reply[1]) ? reply[1].toString() : undefined;
         this.#cache.written(id, previous, opId, (copy) => applyWrite(copy, args, firstDelete, request.changes.cleared, request.compare ? 3 : 1));
@@ -338,7 +337,7 @@ export class SessionStore {
       case WRITE_REPEATED:
         // Applied by the first send, whose reply was lost: this node's copy missed the change.
         this.#cache.drop(to);
-        if (write.fullTtl) this.#refreshes.refreshed(to);
+        if (write.fullTtlMs !== undefined) this.#refreshes.refreshed(to, write.fullTtlMs);
         return { ok: true };
       case WRITE_CONFLICT:
         return { ok: false, current: Buffer.isBuffer(reply[1]) ? reply[1] : undefined };

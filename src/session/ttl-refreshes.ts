@@ -18,30 +18,35 @@ export const REFRESH_SLACK = 0.01;
 const TRACKED_MAX = 50_000;
 
 export class TtlRefreshes {
-  readonly #at = new Map<string, number>();
+  /** Per session id: when this node last gave it its full TTL, and that TTL (its idle lifespan, ms). */
+  readonly #last = new Map<string, { readonly at: number; readonly idleMs: number }>();
   constructor(private readonly max = TRACKED_MAX) {}
 
-  /** True when session `id`, of idle lifespan `idleMs`, should get its full TTL again. */
+  /**
+   * True when session `id` should get its full TTL again. `idleMs` is its idle lifespan as the
+   * caller knows it; the one recorded with the last refresh counts too (the shorter wins), so a
+   * caller that does not know a login's short lifespan still refreshes in time.
+   */
   due(id: string, idleMs: number, now = Date.now()): boolean {
-    const at = this.#at.get(id);
-    return at === undefined || now - at >= idleMs * REFRESH_SLACK;
+    const last = this.#last.get(id);
+    return last === undefined || now - last.at >= Math.min(idleMs, last.idleMs) * REFRESH_SLACK;
   }
 
-  /** This node just sent session `id` its full idle TTL. */
-  refreshed(id: string, now = Date.now()): void {
-    this.#at.delete(id);
-    if (this.#at.size >= this.max) this.#at.delete(this.#at.keys().next().value!);
-    this.#at.set(id, now);
+  /** This node just gave session `id` its full TTL, its idle lifespan of `idleMs`. */
+  refreshed(id: string, idleMs: number, now = Date.now()): void {
+    this.#last.delete(id);
+    if (this.#last.size >= this.max) this.#last.delete(this.#last.keys().next().value!);
+    this.#last.set(id, { at: now, idleMs });
   }
 
   /** True when this node gave session `id` its full TTL at or after `since` (ms). */
   since(id: string, since: number): boolean {
-    const at = this.#at.get(id);
-    return at !== undefined && at >= since;
+    const last = this.#last.get(id);
+    return last !== undefined && last.at >= since;
   }
 
   /** Session `id` is gone, moved or its refresh may not have landed: its next read refreshes it. */
   forget(id: string): void {
-    this.#at.delete(id);
+    this.#last.delete(id);
   }
 }
