@@ -13,21 +13,27 @@
  * Every write (data, login) carries an operation id, unique for ever (a random per-process part
  * and a counter). `m:v` keeps the ids of the session's last writes, newest first: a command
  * ioredis sends again after a reconnect (its reply was lost) finds its id there and is answered
- * "done" without running twice. The newest id is also the session's version: it never repeats,
- * even after a failover that lost writes, so a node's copy of a large session can trust it.
+ * "done" without running twice. A re-send is marked as one (resend-marked-command.ts): when its id
+ * is not there and older ids have left `m:v`, it may have been applied already, so it is answered
+ * "unknown" and not applied (the request gets a 503: at most once). The newest id is also the
+ * session's version: it never repeats, even after a failover that lost writes, so a node's copy
+ * of a large session can trust it.
  */
 
 import { ID_LENGTH } from '../session/session-id.js';
+import { RESEND_MARK } from './resend-marked-command.js';
 
-// v4: notices go to the session's own channel (v3 published every notice on `{prefix}events`).
-export const LIBRARY_NAME = 'keepsake_v4';
+// v5: a re-sent write whose id may have been pushed out of m:v answers -4 instead of being applied
+// (v4: per-session notice channels; v3 published every notice on `{prefix}events`).
+export const LIBRARY_NAME = 'keepsake_v5';
 
 /** Function names of the library (unique across every library loaded on the server). */
-export const FUNCTION = { load: 'ks4_l', write: 'ks4_w', rename: 'ks4_rename', destroy: 'ks4_destroy' } as const;
+export const FUNCTION = { load: 'ks5_l', write: 'ks5_w', rename: 'ks5_rename', destroy: 'ks5_destroy' } as const;
 
 /**
  * Field-name prefixes inside a session hash. `m:s` is the byte count of the d: and f: fields,
- * `m:v` the ids of the last writes, `;`-terminated, newest (the version) first.
+ * `m:v` the ids of the last writes, `;`-terminated, newest (the version) first, and a final `~`
+ * once older ids have been dropped to keep it within RECENT_OPS_BYTES.
  */
 export const FIELD = { data: 'd:', flash: 'f:', created: 'm:c', anon: 'm:a', user: 'm:u', size: 'm:s', version: 'm:v', lifespan: 'm:l' } as const;
 
@@ -40,9 +46,10 @@ export const LARGE_SESSION_BYTES = 8192;
 
 /**
  * `m:v` keeps the ids of the newest writes that fit in this many bytes: five or six. A re-send
- * comes one reconnect after its first send (~50–100 ms), and only writes to the same session that
- * land in between push its id out. 64 is Redis's default `hash-max-listpack-value`: a longer
- * field would turn every small session from the compact encoding into a hash table.
+ * comes one reconnect after its first send (~50–100 ms); writes to the same session that land in
+ * between may push its id out, and then the re-send is refused ({-4}) rather than risk a second
+ * application. 64 is Redis's default `hash-max-listpack-value`: a longer field would turn every
+ * small session from the compact encoding into a hash table.
  */
 export const RECENT_OPS_BYTES = 64;
 
@@ -61,6 +68,11 @@ export const WRITE_GONE = -1;
 export const WRITE_TOO_LARGE = -2;
 /** The write reached Redis after the deadline in its header (`e<ms>`): nothing was written. */
 export const WRITE_EXPIRED = -3;
+/**
+ * A re-send (see resend-marked-command.ts) whose id is not in m:v after older ids left it (its
+ * final `~`): the first send may have been applied and its id pushed out. Nothing was written.
+ */
+export const WRITE_UNKNOWN = -4;
 
 /**
  * The first argument of a write: `<max_bytes>` (0 = no limit), then, in this order and each only
@@ -69,6 +81,7 @@ export const WRITE_EXPIRED = -3;
  * field and the SHA-1 of the bytes it must hold, '' = absent), `d<n>` the last n arguments are
  * fields to delete, `e<ms>` a deadline (Redis time, ms since epoch: past it, nothing is written
  * and the answer is {-3}; logins only); last `:<op_id>`, the write's operation id (base64url characters).
+ * ioredis's re-send of a write after a lost reply starts with `r` (resend-marked-command.ts).
  */
 export function writeHeader(options: { maxBytes: string; ttlMs?: string | undefined; create?: boolean; clear?: boolean; compare?: boolean; deletes?: number; deadlineMs?: number; opId: string }): string {
   let header = options.maxBytes;
@@ -125,13 +138,19 @@ local function seen(ops, op)
 end
 
 -- m:v with op added first, keeping the newest ids that fit in RECENT bytes (the oldest go).
+-- Once an id has gone, m:v ends with '~' for good: a re-send not found may have been applied.
 local function remember(ops, op)
-  ops = op .. ';' .. (ops or '')
-  while #ops > RECENT do
+  ops = ops or ''
+  local dropped = string.byte(ops, -1) == 126
+  if dropped then ops = string.sub(ops, 1, -2) end
+  ops = op .. ';' .. ops
+  while #ops + (dropped and 1 or 0) > RECENT do
     local kept = string.match(ops, '^(.+;)[^;]+;$')
     if not kept then break end
     ops = kept
+    dropped = true
   end
+  if dropped then ops = ops .. '~' end
   return ops
 end
 
@@ -163,8 +182,9 @@ end)
 -- The write of ${FUNCTION.write} and ${FUNCTION.rename}: see there. Publishes notice, unless nil.
 -- Returns {1, previous version} ok | {2} done by an earlier send of this op | {0, current}
 -- compare-and-set lost | {-1} session gone | {-2, bytes} too large | {-3} past its deadline
+-- | {-4} a re-send that may have been applied already (its id may have left m:v)
 local function write(key, args, notice)
-  local max, ttl, flags, ndel, deadline, op = string.match(args[1], '^(%d+)t?(%d*)([cxk]*)d?(%d*)e?(%d*):([%w_-]+)$')
+  local resent, max, ttl, flags, ndel, deadline, op = string.match(args[1], '^(${RESEND_MARK}?)(%d+)t?(%d*)([cxk]*)d?(%d*)e?(%d*):([%w_-]+)$')
   max = tonumber(max)
   ndel = tonumber(ndel) or 0
   local create, clear, cas = false, false, false
@@ -176,6 +196,10 @@ local function write(key, args, notice)
   -- m:c is in every session keepsake made: without it the session is gone.
   local meta = redis.call('HMGET', key, 'm:s', 'm:v', 'm:c')
   if seen(meta[2], op) then return {2} end
+  -- A re-send whose id is not among the recent ones: not applied before, unless ids have left m:v
+  -- (its '~'), this one perhaps among them. Then it cannot tell: apply nothing (the sender answers
+  -- 503: at most once).
+  if resent ~= '' and meta[2] and string.byte(meta[2], -1) == 126 then return {-4} end
   -- Past its sender's deadline (Redis time, ms): the sender answered 503 already; applying it now
   -- (a command held in a buffer while Redis was stopped, or queued through a reconnect) would
   -- act behind the visitor's back. Only logins carry one: a late one would move the session away

@@ -9,7 +9,8 @@ import { SessionGoneError, SessionStoreUnavailableError, SessionTooLargeError } 
 import { keySlot } from '../redis/cluster-slot.js';
 import { hgetallRaw, type RedisClient } from '../redis/redis-client-factory.js';
 import { OperationIds } from '../redis/operation-id.js';
-import { FIELD, FUNCTION, LARGE_SESSION_BYTES, LOAD_LARGE, WRITE_CONFLICT, WRITE_EXPIRED, WRITE_GONE, WRITE_OK, WRITE_REPEATED, WRITE_TOO_LARGE, writeHeader } from '../redis/redis-functions.js';
+import { FIELD, FUNCTION, LARGE_SESSION_BYTES, LOAD_LARGE, WRITE_CONFLICT, WRITE_EXPIRED, WRITE_GONE, WRITE_OK, WRITE_REPEATED, WRITE_TOO_LARGE, WRITE_UNKNOWN, writeHeader } from '../redis/redis-functions.js';
+import { fcallWrite } from '../redis/resend-marked-command.js';
 import type { RedisPool } from '../redis/redis-pool.js';
 import type { RedisPools } from '../redis/redis-pools.js';
 import { DEVICE_FIELD } from './device-info.js';
@@ -290,7 +291,7 @@ export class SessionStore {
     // The function derives the notice channel and text from the key: prefix + id of ID_LENGTH.
     if (id.length !== ID_LENGTH) throw new Error(`not a session id: ${id.length} characters`);
     const write = this.#writeArgs(request);
-    const reply = (await this.#fcall(FUNCTION.write, this.key(id), write.args, true)) as WriteReply;
+    const reply = (await this.#fcall(FUNCTION.write, this.key(id), write.args, true, true)) as WriteReply;
     return this.#written(id, id, request, write, reply, FUNCTION.write);
   }
 
@@ -346,6 +347,11 @@ export class SessionStore {
         throw new SessionGoneError();
       case WRITE_TOO_LARGE:
         throw new SessionTooLargeError(Number(reply[1]), Number(this.#maxBytes));
+      case WRITE_UNKNOWN:
+        // ioredis sent it again after a lost reply, and Redis cannot tell whether the first send
+        // was applied: this node's copy cannot tell either.
+        this.#cache.drop(to);
+        throw new SessionStoreUnavailableError(`Redis (pool '${this.#pool.name}') lost the reply of a write, and the write sent again could not be told apart from a new one; it was not applied again`);
       case WRITE_EXPIRED:
         throw new SessionStoreUnavailableError(`Redis (pool '${this.#pool.name}') ran the login after command_timeout_ms (${this.#pool.config.command_timeout_ms} ms) had passed; nothing was written`);
       default:
@@ -373,7 +379,7 @@ export class SessionStore {
     const write = this.#writeArgs({ ...request, refreshTtl: true }, Date.now() + this.#pool.config.command_timeout_ms);
     this.#cache.drop(id);
     this.#refreshes.forget(id);
-    const reply = (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], write.args, true)) as WriteReply;
+    const reply = (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], write.args, true, true)) as WriteReply;
     try {
       this.#written(id, to, request, write, reply, FUNCTION.rename);
     } catch (error) {
@@ -394,11 +400,13 @@ export class SessionStore {
 
   /**
    * Runs a keepsake function; a Redis that lost the library (restart, new master) gets it again,
-   * once. A `write` (data, login, logout) waits for the pool's wait_replicas, if any.
+   * once. A `write` (data, login, logout) waits for the pool's wait_replicas, if any. A `header`
+   * call (write, rename: args[0] is the write header) is marked when ioredis sends it again.
    */
-  async #fcall(name: string, keys: string | string[], args: (string | Buffer)[], write = false): Promise<unknown> {
-    const call =
-      typeof keys === 'string'
+  async #fcall(name: string, keys: string | string[], args: (string | Buffer)[], write = false, header = false): Promise<unknown> {
+    const call = header
+      ? (client: RedisClient) => fcallWrite(client, name, typeof keys === 'string' ? [keys] : keys, args)
+      : typeof keys === 'string'
         ? (client: RedisClient) => (client as unknown as { fcallBuffer: FcallBuffer }).fcallBuffer(name, 1, keys, ...args)
         : (client: RedisClient) => (client as unknown as { fcallBuffer: FcallBuffer }).fcallBuffer(name, keys.length, ...keys, ...args);
     const run = (issue: typeof call) => (write ? this.#pool.runReplicated(issue) : this.#pool.run(issue));

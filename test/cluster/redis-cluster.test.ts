@@ -286,7 +286,7 @@ test('a master added by resharding gets the function library on its first write 
   const onB = via(nodeB, client);
   const rename = await onB.put('/api/name', { name: 'on the new master' });
   assert.equal(rename.status, 200, JSON.stringify(rename.body));
-  assert.match(String(await added.process.command(['FUNCTION', 'LIST'])), /keepsake_v4/);
+  assert.match(String(await added.process.command(['FUNCTION', 'LIST'])), /keepsake_v5/);
   assert.equal((await client.post('/api/basket/items', { sku: 'tea', qty: 1 })).status, 201);
   const login = await client.post('/api/login', { username: 'newcomer' });
   assert.equal(login.status, 200);

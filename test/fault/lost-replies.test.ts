@@ -94,3 +94,29 @@ test('a write answered 503 and re-sent after a later write is not applied again 
   await eventually('the re-send reached Redis', 5000, async () => (await fcalls()) >= before + 2);
   assert.equal((await alice.get('/api/session')).body.name, 'second', 'the re-sent first write changed nothing');
 });
+
+test('a lost reply while ten more writes reach the session before the re-send: the add is not applied twice', async (t) => {
+  const { server, proxy, app } = await startBehindProxy(t);
+  // A second node straight on Redis: its writes land while the first node's re-send is held back.
+  const other = await startApp({ session: { key_prefix: app.prefix }, redis_connection_pool: { default: { port: String(server.port) } } });
+  t.after(() => other.close());
+  const alice = new Client(app.url);
+  assert.equal((await alice.post('/api/basket/items', { sku: 'tea', qty: 1 })).status, 201);
+  const elsewhere = new Client(other.url);
+  elsewhere.cookies = alice.cookies;
+
+  proxy.dropReplyOf(FUNCTION.write, 1, 500);
+  const add = alice.post('/api/basket/items', { sku: 'tea', qty: 1 });
+  await eventually('the add ran and its reply was dropped', 3000, async () => proxy.dropped === 1, 5);
+  // More writes than the session's list of recent operation ids holds.
+  for (let i = 0; i < 10; i++) assert.equal((await elsewhere.put('/api/name', { name: `tab-${i}` })).status, 200);
+  const answer = await add;
+
+  const view = (await elsewhere.get('/api/session')).body;
+  const tea = (view.basket as { sku: string; qty: number }[]).find((item) => item.sku === 'tea');
+  assert.equal(tea?.qty, 2, `the add was applied exactly once by its first send (answered ${answer.status})`);
+  assert.equal(view.name, 'tab-9', 'the later writes stand');
+  // Redis could not tell the re-send from a new add: nothing applied, and the request says so.
+  assert.equal(answer.status, 503, JSON.stringify(answer.body));
+  assert.equal(answer.body.error.code, 'ERR_SESSION_STORE_UNAVAILABLE');
+});

@@ -3,7 +3,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Redis } from 'ioredis';
-import { FUNCTION, LIBRARY_SOURCE, RECENT_OPS_BYTES, WRITE_EXPIRED, WRITE_GONE, WRITE_OK, WRITE_REPEATED, writeHeader } from '../../src/redis/redis-functions.js';
+import { FUNCTION, LIBRARY_SOURCE, RECENT_OPS_BYTES, WRITE_EXPIRED, WRITE_GONE, WRITE_OK, WRITE_REPEATED, WRITE_UNKNOWN, writeHeader } from '../../src/redis/redis-functions.js';
+import { RESEND_MARK } from '../../src/redis/resend-marked-command.js';
 import { newSessionId } from '../../src/session/session-id.js';
 import { RedisServer } from '../support/redis-server.js';
 
@@ -46,6 +47,28 @@ test('m:v keeps the newest operation ids within its bound, the version first', a
   assert.ok(ops.length > RECENT_OPS_BYTES - 6, `as many ids as fit: ${ops}`);
   assert.equal(await redis.object('ENCODING', key), 'listpack', 'a small session keeps the compact encoding');
   assert.deepEqual(await write(key, 'op-35', ['d:n', '35']), [WRITE_REPEATED]);
+});
+
+test('m:v ends with "~" once an id has left it; a marked re-send not found is then refused, and applied before that', async () => {
+  const resend = (key: string, opId: string, fields: string[]) =>
+    redis.fcall(FUNCTION.write, 1, key, RESEND_MARK + writeHeader({ maxBytes: '0', ttlMs: '60000', opId }), ...fields);
+  const young = PREFIX + newSessionId();
+  await write(young, 'y1', ['d:n', '1'], { create: true });
+  assert.deepEqual(await resend(young, 'y1', ['d:n', '1']), [WRITE_REPEATED], 'found: done');
+  assert.deepEqual(await resend(young, 'y2', ['d:n', '2']), [WRITE_OK, 'y1'], 'no id ever left m:v: a re-send not found was never applied');
+  assert.equal(await redis.hget(young, 'm:v'), 'y2;y1;');
+
+  const busy = PREFIX + newSessionId();
+  await write(busy, 'first', ['d:n', '0'], { create: true });
+  for (let i = 1; i <= 12; i++) await write(busy, `op-${i}`, ['d:n', String(i)]);
+  const ops = (await redis.hget(busy, 'm:v'))!;
+  assert.ok(ops.endsWith('~') && ops.length <= RECENT_OPS_BYTES, ops);
+  assert.deepEqual(await resend(busy, 'first', ['d:n', 'again']), [WRITE_UNKNOWN], 'its id may have left: refused');
+  assert.deepEqual(await resend(busy, 'op-12', ['d:n', '12']), [WRITE_REPEATED], 'a recent id is still found');
+  assert.equal(await redis.hget(busy, 'd:n'), '12', 'nothing written by the refused re-send');
+  assert.deepEqual(await write(busy, 'op-13', ['d:n', '13']), [WRITE_OK, 'op-12'], 'a first send is applied as ever');
+  assert.ok((await redis.hget(busy, 'm:v'))!.startsWith('op-13;'));
+  assert.equal(await redis.object('ENCODING', busy), 'listpack', 'the mark keeps m:v within the compact encoding');
 });
 
 test('a rename sent again is answered "done"; the rename of a gone session is not', async () => {

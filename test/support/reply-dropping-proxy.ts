@@ -16,7 +16,9 @@ interface Pair {
 export class ReplyDroppingProxy {
   readonly #server: net.Server;
   readonly #open = new Set<Pair>();
-  #armed: { marker: Buffer; left: number } | null = null;
+  #armed: { marker: Buffer; left: number; holdMs: number } | null = null;
+  /** Until then (ms), what new connections send is held back: the app's reconnect waits. */
+  #holdUntil = 0;
   /** How many replies were dropped so far. */
   dropped = 0;
 
@@ -36,9 +38,13 @@ export class ReplyDroppingProxy {
     return (this.#server.address() as net.AddressInfo).port;
   }
 
-  /** The reply of the next `times` commands containing `marker` is lost (one per connection reset). */
-  dropReplyOf(marker: string, times = 1): void {
-    this.#armed = { marker: Buffer.from(marker), left: times };
+  /**
+   * The reply of the next `times` commands containing `marker` is lost (one per connection reset).
+   * `holdMs`: after a drop, what the app sends on its new connections reaches Redis only that much
+   * later, so its re-send comes after whatever else reaches Redis meanwhile.
+   */
+  dropReplyOf(marker: string, times = 1, holdMs = 0): void {
+    this.#armed = { marker: Buffer.from(marker), left: times, holdMs };
   }
 
   /** True while an armed drop has not happened yet. */
@@ -50,10 +56,16 @@ export class ReplyDroppingProxy {
     const upstream = net.connect({ host: '127.0.0.1', port: targetPort });
     const pair: Pair = { client, upstream, doomed: false };
     this.#open.add(pair);
+    const held = this.#holdUntil - Date.now();
+    if (held > 0) {
+      client.pause();
+      setTimeout(() => client.resume(), held);
+    }
     client.on('data', (data) => {
       const armed = this.#armed;
       if (armed !== null && !pair.doomed && data.includes(armed.marker)) {
         pair.doomed = true;
+        this.#holdUntil = Date.now() + armed.holdMs;
         if (--armed.left === 0) this.#armed = null;
       }
       upstream.write(data);
