@@ -6,6 +6,7 @@
  * the session landed in between, the id is gone and the re-send would be applied a second time.
  * Marked as a re-send (an `r` before its header), the function answers "unknown" instead of
  * applying it whenever the id may have been pushed out, and the request gets a 503: at most once.
+ * A Cluster's redirection (MOVED, ASK: the command did not run) is not marked.
  */
 import { Command } from 'ioredis';
 import type { RedisClient } from './redis-client-factory.js';
@@ -13,24 +14,46 @@ import type { RedisClient } from './redis-client-factory.js';
 /** The re-send mark: the first character of a write's header (redis-functions.ts). */
 export const RESEND_MARK = 'r';
 
-class ResendMarkedCommand extends Command {
+export class ResendMarkedCommand extends Command {
   readonly #headerIndex: number;
   #written = false;
+  /** An answer came since the last write (an error a Cluster answers by sending the command elsewhere). */
+  #answered = false;
 
   constructor(args: (string | Buffer | number)[], headerIndex: number) {
     super('fcall', args, { replyEncoding: null });
     this.#headerIndex = headerIndex;
+    // ioredis hands an error reply to `reject`, which a Cluster replaces by its redirection
+    // handler (MOVED, ASK, TRYAGAIN: the command did not run, and is sent again elsewhere). A
+    // ReplyError there means Redis answered: the next send is a redirection, not a re-send. (A
+    // timeout or a closed connection rejects with a plain Error: a later send is a re-send.)
+    let reject = this.reject;
+    Object.defineProperty(this, 'reject', {
+      configurable: true,
+      enumerable: true,
+      // Bound to the handler of the moment: a Cluster keeps the one it replaces and calls it last.
+      get: () => {
+        const handler = reject;
+        return (error: Error) => {
+          if (error?.name === 'ReplyError') this.#answered = true;
+          handler.call(this, error);
+        };
+      },
+      set: (replaced: (error: Error) => void) => {
+        reject = replaced;
+      },
+    });
   }
 
-  // ioredis builds the bytes each time it writes the command: from the second time on, the
-  // header carries the mark.
+  // ioredis builds the bytes each time it writes the command: a second write with no answer in
+  // between (the connection dropped with the reply) carries the mark.
   override toWritable(socket: object): string | Buffer {
-    if (this.#written) {
+    if (this.#written && !this.#answered) {
       const header = this.args[this.#headerIndex];
       if (typeof header === 'string' && !header.startsWith(RESEND_MARK)) this.args[this.#headerIndex] = RESEND_MARK + header;
-    } else {
-      this.#written = true;
     }
+    this.#written = true;
+    this.#answered = false;
     return super.toWritable(socket);
   }
 }
