@@ -287,20 +287,24 @@ describe('presence costs', () => {
       await node.close();
       await server.stop();
     });
-    // Writes sent without waiting (presence) land within the 300 ms.
-    const commandsDuring = (action: () => Promise<unknown>) => commandsDuringOn(server, action, () => new Promise((resolve) => setTimeout(resolve, 300)));
+    // No command per message: absence can only be watched for a while (300 ms).
+    const quietFor = () => new Promise((resolve) => setTimeout(resolve, 300));
     const client = await new Device(node, UA.chromeLinux).login(newUser());
     const socket = await WsClient.open(`${node.url}/ws`, { cookie: client.cookieHeader });
     await socket.nextOfType('hello');
     await socket.nextOfType('devices'); // it went online: told
-    const messages = await commandsDuring(async () => {
+    const messages = await commandsDuringOn(server, async () => {
       for (let i = 0; i < 20; i++) {
         socket.send({ type: 'whoami' });
         await socket.nextOfType('whoami');
       }
-    });
+    }, quietFor);
     assert.deepEqual(messages, {}, 'no Redis command per message');
-    const closing = await commandsDuring(() => socket.close());
+    // The close's presence write is sent without waiting; its last command is the PUBLISH that
+    // announces the device went offline: the window ends once that ran.
+    const publishes = async () => (await server.commandStats()).get('publish') ?? 0;
+    const publishedBefore = await publishes();
+    const closing = await commandsDuringOn(server, () => socket.close(), () => eventually('the offline notice was published', 3000, async () => (await publishes()) > publishedBefore, 10));
     const total = Object.values(closing).reduce((a, b) => a + b, 0);
     // HDEL + PEXPIRE of the presence hash, ZADD + PEXPIRE of the nodes, PEXPIRE of the node's users, PUBLISH (offline).
     assert.ok(total <= 8, `closing a socket sent ${JSON.stringify(closing)}`);

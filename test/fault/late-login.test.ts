@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startKeepsakeApp, testConfig } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
-import { RedisServer, sleep } from '../support/redis-server.js';
+import { RedisServer } from '../support/redis-server.js';
+import { eventually } from '../support/session-helpers.js';
 
 test('a login that reaches Redis after its 503 changes nothing: the old cookie still names the whole session', async (t) => {
   const server = await RedisServer.start();
@@ -39,11 +40,14 @@ test('a login that reaches Redis after its 503 changes nothing: the old cookie s
   assert.equal((await browser.put('/basket', {})).status, 200);
   const before = browser.sessionId();
 
+  const fcalls = async () => (await server.commandStats()).get('fcall') ?? 0;
+  const fcallsBefore = await fcalls();
   const login = await browser.post('/rotate-while-stopped', {});
   assert.equal(login.status, 503, JSON.stringify(login.body));
   assert.equal(browser.sessionId(), before, 'no new cookie with the 503');
   pause(false);
-  await sleep(300); // Redis runs what waited in its socket
+  // Redis runs what waited in its socket: the login's FCALL, refused past its deadline.
+  await eventually('the late login reached Redis and ran', 5000, async () => (await fcalls()) >= fcallsBefore + 1);
 
   const view = await browser.get('/basket');
   assert.equal(view.status, 200, JSON.stringify(view.body));
