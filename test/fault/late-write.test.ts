@@ -38,3 +38,25 @@ test('a write paused past command_timeout_ms answers 503, never 2xx; once Redis 
   assert.equal((await alice.put('/api/name', { name: 'Alice again' })).status, 200);
   assert.equal((await alice.get('/api/session')).body.name, 'Alice again');
 });
+
+test('an update() answered 503 after a timeout lands at most once: the add shows up once or not at all, never twice', async (t) => {
+  const server = await RedisServer.start();
+  t.after(() => server.stop());
+  const app = await startApp({ redis_connection_pool: { default: { port: String(server.port), command_timeout_ms: '300', acquire_timeout_ms: '500' } } });
+  t.after(() => app.close());
+  const alice = new Client(app.url);
+  assert.equal((await alice.post('/api/basket/items', { sku: 'tea', qty: 1 })).status, 201);
+
+  await server.process.command(['CLIENT', 'PAUSE', '1000', 'WRITE']);
+  const late = await alice.post('/api/basket/items', { sku: 'tea', qty: 1 });
+  assert.equal(late.status, 503, JSON.stringify(late.body));
+  // Past the pause, and past any re-send ioredis could make after reconnecting.
+  await eventually('the session reads again after the pause', 5000, async () => (await alice.get('/api/basket')).status === 200);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const tea = ((await alice.get('/api/basket')).body.items as { sku: string; qty: number }[]).find((item) => item.sku === 'tea');
+  assert.ok(tea?.qty === 1 || tea?.qty === 2, `the add answered 503 was applied at most once (qty ${tea?.qty})`);
+  // A new add after it is applied once, on top of whatever the late one did.
+  assert.equal((await alice.post('/api/basket/items', { sku: 'tea', qty: 1 })).status, 201);
+  const after = ((await alice.get('/api/basket')).body.items as { sku: string; qty: number }[]).find((item) => item.sku === 'tea');
+  assert.equal(after?.qty, tea.qty + 1);
+});
