@@ -10,7 +10,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
 import type { RedisPools } from '../redis/redis-pools.js';
 import type { LegacyObserver } from '../legacy/legacy-sessions.js';
 import type { SessionObserver } from '../session/session-observer.js';
@@ -109,7 +109,7 @@ export class Metrics implements SessionObserver, SocketMetrics, LegacyObserver {
       },
     });
     this.registry.registerMetric(
-      histogramMetric('keepsake_http_request_duration_seconds', 'Time from request received to reply sent, by method, route and status', REQUEST_BUCKETS, series) as never,
+      histogramMetric('keepsake_http_request_duration_seconds', 'Time from request received to reply sent, by method, route and status', REQUEST_BUCKETS, series),
     );
     const started = this.#started;
     new Counter({
@@ -135,7 +135,7 @@ export class Metrics implements SessionObserver, SocketMetrics, LegacyObserver {
     });
     this.#persistFailures = new Counter({ name: 'keepsake_session_persist_failures_total', help: 'Session persists that failed (the reply became an error, or it was logged with persist = after_response)', registers });
     this.registry.registerMetric(
-      histogramMetric('keepsake_session_persist_duration_seconds', 'Latency of successful session persists', PERSIST_BUCKETS, new Map([['', persists]])) as never,
+      histogramMetric('keepsake_session_persist_duration_seconds', 'Latency of successful session persists', PERSIST_BUCKETS, new Map([['', persists]])),
     );
     const poolGauge = (name: string, help: string, read: (pool: { size: number; borrowed: number; pending: number }) => number) =>
       new Gauge({
@@ -256,8 +256,14 @@ function observe(series: RequestSeries, buckets: readonly number[], seconds: num
  * A latency histogram as prom-client's registry reads a metric (`get()`), built from the plain
  * numbers of each series at scrape time.
  */
-function histogramMetric(name: string, help: string, buckets: readonly number[], series: Map<string, RequestSeries>) {
-  return {
+/**
+ * A histogram read from counts this module keeps (one Float64Array per series, no prom-client
+ * object per label set on the request path). prom-client's registry reads any object with
+ * name/help/type/get/reset, but types `registerMetric` as its own classes (private members), so
+ * the object is handed over as one.
+ */
+function histogramMetric(name: string, help: string, buckets: readonly number[], series: Map<string, RequestSeries>): Metric {
+  const metric = {
     name,
     help,
     type: 'histogram',
@@ -284,6 +290,7 @@ function histogramMetric(name: string, help: string, buckets: readonly number[],
       }
     },
   };
+  return metric as unknown as Metric;
 }
 
 export interface MetricsPluginOptions {
