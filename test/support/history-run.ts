@@ -475,8 +475,21 @@ export function report(result: RunResult, maxDetails = 40): string {
 /** Faults that cut the nodes' subscriber connections, and how long their reconnect may take. */
 const CUTTING_FAULTS = /^(client-kill|redis-restart|sigstop|cut-all|sentinel-failover)/;
 const NOTICE_OUTAGE_MS = 4000;
+/**
+ * The `delay` fault holds every byte through the proxy, the subscriber's notices too, by up to
+ * 1500 ms for up to 2000 ms (history-backends.ts): a notice published in it, or queued behind what
+ * it held, arrives up to that much later.
+ */
+const DELAY_OUTAGE_MS = 2000 + 1500;
 
-/** The windows in which a node's notice subscriber may have been away (see History.noticeOutages). */
-function noticeOutages(faultLog: readonly { at: number; kind: string }[]): { from: number; to: number }[] {
-  return faultLog.filter((fault) => CUTTING_FAULTS.test(fault.kind)).map((fault) => ({ from: fault.at, to: fault.at + NOTICE_OUTAGE_MS }));
+/**
+ * The windows in which a node's notice subscriber may have been away or held back (see
+ * History.noticeOutages). Exported for re-checking a recorded history with the current rules.
+ */
+export function noticeOutages(faultLog: readonly { at: number; kind: string }[]): { from: number; to: number }[] {
+  return faultLog.flatMap((fault) => {
+    if (CUTTING_FAULTS.test(fault.kind)) return [{ from: fault.at, to: fault.at + NOTICE_OUTAGE_MS }];
+    if (fault.kind === 'delay') return [{ from: fault.at, to: fault.at + DELAY_OUTAGE_MS }];
+    return [];
+  });
 }
