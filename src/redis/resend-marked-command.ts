@@ -19,30 +19,30 @@ export class ResendMarkedCommand extends Command {
   #written = false;
   /** An answer came since the last write (an error a Cluster answers by sending the command elsewhere). */
   #answered = false;
+  /** The error handler of the moment (see the `reject` accessor); set while Command's constructor runs. */
+  declare private handler: (error: Error) => void;
 
   constructor(args: (string | Buffer | number)[], headerIndex: number) {
     super('fcall', args, { replyEncoding: null });
     this.#headerIndex = headerIndex;
-    // ioredis hands an error reply to `reject`, which a Cluster replaces by its redirection
-    // handler (MOVED, ASK, TRYAGAIN: the command did not run, and is sent again elsewhere). A
-    // ReplyError there means Redis answered: the next send is a redirection, not a re-send. (A
-    // timeout or a closed connection rejects with a plain Error: a later send is a re-send.)
-    let reject = this.reject;
-    Object.defineProperty(this, 'reject', {
-      configurable: true,
-      enumerable: true,
-      // Bound to the handler of the moment: a Cluster keeps the one it replaces and calls it last.
-      get: () => {
-        const handler = reject;
-        return (error: Error) => {
-          if (error?.name === 'ReplyError') this.#answered = true;
-          handler.call(this, error);
-        };
-      },
-      set: (replaced: (error: Error) => void) => {
-        reject = replaced;
-      },
-    });
+  }
+
+  // ioredis hands an error reply to `reject`, which a Cluster replaces by its redirection handler
+  // (MOVED, ASK, TRYAGAIN: the command did not run, and is sent again elsewhere). A ReplyError
+  // there means Redis answered: the next send is a redirection, not a re-send. (A timeout or a
+  // closed connection rejects with a plain Error: a later send is a re-send.) An accessor on the
+  // class, not on each command, keeps commands in V8's fast object shape.
+  // @ts-expect-error Command declares `reject` as a property; an accessor pair takes its place.
+  override get reject(): (error: Error) => void {
+    const handler = this.handler; // bound now: a Cluster keeps the one it replaces and calls it last
+    return (error: Error) => {
+      if (error?.name === 'ReplyError') this.#answered = true;
+      handler.call(this, error);
+    };
+  }
+
+  override set reject(handler: (error: Error) => void) {
+    this.handler = handler;
   }
 
   // ioredis builds the bytes each time it writes the command: a second write with no answer in
