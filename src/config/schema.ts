@@ -112,6 +112,14 @@ export const sessionSchema = z
      * @default 600
      */
     empty_session_lifespan: defaulted(int(0, 400 * 86400), 600),
+    /**
+     * Percent of a session's idle lifespan a node may let pass before it refreshes the TTL again
+     * on a read. 0 = every request that starts the session refreshes it (HGETALL + PEXPIRE);
+     * 1 = most reads are one HGETALL and a session ends between 99 % and 100 % of its lifespan
+     * after its last request (docs/lifecycle.md).
+     * @default 0
+     */
+    ttl_refresh_slack: defaulted(int(0, 10), 0),
   })
   .superRefine((session, ctx) => {
     if (session.secrets.length === 0) ctx.addIssue({ code: 'custom', path: ['secrets'], message: 'expected at least one secret' });

@@ -112,8 +112,8 @@ export class SessionStore {
   readonly #ttlMs: string;
   readonly #absoluteMs: number;
   readonly #maxBytes: string;
-  /** Sessions this node gave their full TTL lately: a read within 1 % of the lifespan sends no PEXPIRE. */
-  readonly #refreshes = new TtlRefreshes();
+  /** Sessions this node gave their full TTL lately: a read within ttl_refresh_slack sends no PEXPIRE. */
+  readonly #refreshes: TtlRefreshes;
   readonly #cache = new SessionCache();
   readonly #ops = new OperationIds();
   /**
@@ -134,6 +134,7 @@ export class SessionStore {
     this.#ttlMs = String(config.session.cookie_lifespan * 1000);
     this.#absoluteMs = config.session.absolute_lifespan * 1000;
     this.#maxBytes = String(config.session.max_session_bytes);
+    this.#refreshes = new TtlRefreshes(config.session.ttl_refresh_slack / 100);
   }
 
   get pool(): RedisPool {
@@ -148,7 +149,7 @@ export class SessionStore {
   /**
    * Reads a session and refreshes its TTL in one round trip (HGETALL + PEXPIRE in the same tick,
    * one socket write); null if it does not exist. The PEXPIRE is left out while this node's last
-   * refresh of the session is under 1 % of its lifespan old (TtlRefreshes). A large session this
+   * refresh of the session is within ttl_refresh_slack (TtlRefreshes; 0: never). A large session this
    * node keeps a copy of is checked by version instead (see #loadLarge).
    */
   async load(id: string, extend = true): Promise<StoredSession | null> {
@@ -263,10 +264,12 @@ export class SessionStore {
 
   /**
    * True when a write to session `id` should carry its TTL: unless this node refreshed it within
-   * 1 % of its idle lifespan (`lifespan` s, the one its login chose; else cookie_lifespan).
+   * ttl_refresh_slack of its idle lifespan (`lifespan` s, the one its login chose; else
+   * cookie_lifespan), or moments ago (1 % of it, at most 1 s: this request's own load).
    */
   refreshDue(id: string, lifespan: number | undefined): boolean {
-    return this.#refreshes.due(id, Number(this.#idleMs(lifespan)));
+    const idleMs = Number(this.#idleMs(lifespan));
+    return this.#refreshes.due(id, idleMs, Date.now(), Math.min(1000, idleMs / 100));
   }
 
   /** The stored bytes of one data key (update() re-checking a value before answering without a write). */

@@ -1,8 +1,10 @@
 /**
- * @module Which sessions this node gave their full idle TTL lately, so a read does not send a
- * PEXPIRE on every request: one is due once 1 % of the session's idle lifespan has passed since
- * this node's last. A session then expires between 99 % and 100 % of its idle lifespan after its
- * last request (docs/lifecycle.md), and most reads are one command (HGETALL) instead of two.
+ * @module Which sessions this node gave their full idle TTL lately. With `ttl_refresh_slack = N`
+ * a read does not send a PEXPIRE on every request: one is due once N % of the session's idle
+ * lifespan has passed since this node's last. A session then expires between (100 − N) % and
+ * 100 % of its idle lifespan after its last request (docs/lifecycle.md), and most reads are one
+ * command (HGETALL) instead of two. With 0 (the default) every read refreshes; a write still
+ * leaves the TTL alone when this request's load refreshed it moments ago (`floorMs`).
  *
  * Sound because a session's TTL only moves forward between refreshes: the key of an id is never
  * given a shorter TTL once it has its full one (an id's lifespan `m:l` never changes; a short
@@ -11,25 +13,27 @@
  * go first, and a forgotten session is simply refreshed at its next read.
  */
 
-/** The share of the idle lifespan a refresh may lag by. */
-export const REFRESH_SLACK = 0.01;
-
 /** Sessions tracked per node at most (~100 bytes each). */
 const TRACKED_MAX = 50_000;
 
 export class TtlRefreshes {
   /** Per session id: when this node last gave it its full TTL, and that TTL (its idle lifespan, ms). */
   readonly #last = new Map<string, { readonly at: number; readonly idleMs: number }>();
-  constructor(private readonly max = TRACKED_MAX) {}
+  /** @param slack the share of the idle lifespan a refresh may lag by (ttl_refresh_slack / 100). */
+  constructor(
+    private readonly slack: number,
+    private readonly max = TRACKED_MAX,
+  ) {}
 
   /**
-   * True when session `id` should get its full TTL again. `idleMs` is its idle lifespan as the
-   * caller knows it; the one recorded with the last refresh counts too (the shorter wins), so a
-   * caller that does not know a login's short lifespan still refreshes in time.
+   * True when session `id` should get its full TTL again: `slack` of its idle lifespan (and at
+   * least `floorMs`) has passed since this node's last refresh. `idleMs` is its idle lifespan as
+   * the caller knows it; the one recorded with the last refresh counts too (the shorter wins), so
+   * a caller that does not know a login's short lifespan still refreshes in time.
    */
-  due(id: string, idleMs: number, now = Date.now()): boolean {
+  due(id: string, idleMs: number, now = Date.now(), floorMs = 0): boolean {
     const last = this.#last.get(id);
-    return last === undefined || now - last.at >= Math.min(idleMs, last.idleMs) * REFRESH_SLACK;
+    return last === undefined || now - last.at >= Math.max(Math.min(idleMs, last.idleMs) * this.slack, floorMs);
   }
 
   /** This node just gave session `id` its full TTL, its idle lifespan of `idleMs`. */

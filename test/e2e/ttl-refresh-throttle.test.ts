@@ -1,8 +1,10 @@
 /**
- * A read refreshes the session's TTL only when 1 % of its idle lifespan has passed since this
- * node's last refresh (src/session/ttl-refreshes.ts): most reads are one HGETALL, and a session
- * still expires between 99 % and 100 % of its lifespan after its last request. Short lifespans
- * here (100 s: the refresh is due after 1 s) on a throwaway redis-server whose commands we count.
+ * `ttl_refresh_slack = 1`: a read refreshes the session's TTL only when 1 % of its idle lifespan
+ * has passed since this node's last refresh (src/session/ttl-refreshes.ts): most reads are one
+ * HGETALL, and a session still expires between 99 % and 100 % of its lifespan after its last
+ * request. Short lifespans here (100 s: the refresh is due after 1 s) on a throwaway
+ * redis-server whose commands we count. (The default, 0, refreshes on every read:
+ * test/e2e/core-http.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { after, before, test, type TestContext } from 'node:test';
@@ -30,7 +32,7 @@ after(async () => {
 });
 
 async function node(t: TestContext, prefix: string, session: Record<string, unknown> = {}): Promise<TestApp> {
-  const app = await startApp({ session: { key_prefix: prefix, cookie_lifespan: LIFESPAN_S, ...session } as never, redis_connection_pool: { default: { port: String(server.port) } } });
+  const app = await startApp({ session: { key_prefix: prefix, cookie_lifespan: LIFESPAN_S, ttl_refresh_slack: 1, ...session } as never, redis_connection_pool: { default: { port: String(server.port) } } });
   t.after(() => app.close());
   return app;
 }
@@ -93,7 +95,7 @@ test('an empty session (short TTL) whose cookie comes back gets the full lifespa
 });
 
 test('a large session read through its version check follows the same rule', async (t) => {
-  const config = testConfig({ session: { key_prefix: testPrefix('throttle-large'), cookie_lifespan: LIFESPAN_S }, redis_connection_pool: { default: { port: String(server.port) } } });
+  const config = testConfig({ session: { key_prefix: testPrefix('throttle-large'), cookie_lifespan: LIFESPAN_S, ttl_refresh_slack: 1 }, redis_connection_pool: { default: { port: String(server.port) } } });
   const app = await startKeepsakeApp(t, config, (fastify, sessions) => {
     fastify.put('/blob', async (request) => {
       (await sessions.start(request)).data.put('blob' as never, 'x'.repeat(20_000) as never);

@@ -103,13 +103,13 @@ describe('the handshake', () => {
     assert.notEqual(first.user, second.user);
   });
 
-  test('a handshake with a session costs one round trip (HGETALL, + PEXPIRE unless this node refreshed it within 1 % of its lifespan), plus a SUBSCRIBE for the node’s first socket of it; without one, none', async () => {
+  test('a handshake with a session costs one round trip (HGETALL + PEXPIRE), plus a SUBSCRIBE for the node’s first socket of it; without one, none', async () => {
     const client = await visitor(app, 'Ada');
     await (await openWs(app)).nextOfType('hello'); // the node's subscriber is already up
     const first = await commandsDuring(async () => (await openWs(app, { cookie: client.cookieHeader })).nextOfType('hello'));
-    assert.deepEqual(first, { subscribe: 1, hgetall: 1 }, 'the session’s channel, then the read (the visitor’s PUT refreshed its TTL moments ago)');
+    assert.deepEqual(first, { subscribe: 1, hgetall: 1, pexpire: 1 }, 'the session’s channel, then the read');
     const withSession = await commandsDuring(async () => (await openWs(app, { cookie: client.cookieHeader })).nextOfType('hello'));
-    assert.deepEqual(withSession, { hgetall: 1 });
+    assert.deepEqual(withSession, { hgetall: 1, pexpire: 1 });
     const without = await commandsDuring(async () => (await openWs(app)).nextOfType('hello'));
     assert.deepEqual(without, {});
     const forged = await commandsDuring(async () => (await openWs(app, { cookie: 'dmsession=x.y' })).nextOfType('hello'));

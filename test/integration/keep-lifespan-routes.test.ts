@@ -14,12 +14,9 @@ const prefix = testPrefix('lifespan');
 const redis = inspector();
 let app: FastifyInstance;
 let keepsake: Keepsake;
-const LIFESPAN_S = 100;
-const pastRefreshSlack = () => new Promise((resolve) => setTimeout(resolve, LIFESPAN_S * 10 + 50));
 
 before(async () => {
-  // A short lifespan: a route that extends the session refreshes its TTL once 1 % of it (1 s) has passed since this node's last refresh.
-  keepsake = await createKeepsake({ session: { key_prefix: prefix, cookie_lifespan: LIFESPAN_S } });
+  keepsake = await createKeepsake({ session: { key_prefix: prefix } });
   app = Fastify();
   await app.register(keepsake.plugin);
   app.get('/visit', async (request) => ({ visits: await (await request.startSession()).data.update('visits' as never, ((n: number = 0) => n + 1) as never) }));
@@ -44,7 +41,6 @@ test('a polling route reads the session without extending its life; a normal rou
   const key = `${prefix}${sessionCookie(setCookies)!.id}`;
   const header = setCookies[0]!.split(';')[0]!;
   await redis.pexpire(key, 60_000); // as if the visitor had left a while ago
-  await pastRefreshSlack();
 
   const poll = await app.inject({ url: '/poll', headers: { cookie: header } });
   assert.deepEqual(poll.json(), { visits: 1 });
@@ -55,7 +51,7 @@ test('a polling route reads the session without extending its life; a normal rou
   assert.ok(ttl > 0 && ttl <= 60_000, `the polls left the TTL alone (got ${ttl} ms)`);
 
   await app.inject({ url: '/visit', headers: { cookie: header } });
-  assert.ok((await redis.pttl(key)) > (LIFESPAN_S - 1) * 1000, 'a normal route extends it to cookie_lifespan');
+  assert.ok((await redis.pttl(key)) > 86_000_000, 'a normal route extends it to cookie_lifespan');
 });
 
 test('a large session (read through the version check of its cached copy) is not extended by a polling route either', async () => {
@@ -65,10 +61,9 @@ test('a large session (read through the version check of its cached copy) is not
   const header = setCookies[0]!.split(';')[0]!;
   await app.inject({ url: '/visit', headers: { cookie: header } }); // this node keeps a copy now
   await redis.pexpire(key, 60_000);
-  await pastRefreshSlack();
   for (let i = 0; i < 2; i++) assert.equal((await app.inject({ url: '/poll', headers: { cookie: header } })).statusCode, 200);
   const ttl = await redis.pttl(key);
   assert.ok(ttl > 0 && ttl <= 60_000, `the polls left the TTL alone (got ${ttl} ms)`);
   await app.inject({ url: '/visit', headers: { cookie: header } });
-  assert.ok((await redis.pttl(key)) > (LIFESPAN_S - 1) * 1000, 'a normal route extends it');
+  assert.ok((await redis.pttl(key)) > 86_000_000, 'a normal route extends it');
 });

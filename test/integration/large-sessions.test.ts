@@ -89,12 +89,14 @@ async function inputBytes(): Promise<number> {
   return Number(parseInfo(String(await redis.info('stats'))).get('total_net_input_bytes'));
 }
 
-test('one small key written in a 100 KB session: two FCALLs, under 300 bytes to Redis, no HGETALL', async (t) => {
+test('one small key written in a 100 KB session: two FCALLs, under 300 bytes to Redis, TTL refreshed, no HGETALL', async (t) => {
   const prefix = testPrefix('large');
   const a = await node(prefix);
   const client = new Client(a.url);
   assert.equal((await client.get('/blob?kb=100')).status, 200);
   assert.equal((await client.get('/set?k=small&v=0')).status, 200); // the node now keeps a copy
+  const key = prefix + client.sessionId('dmsession');
+  await redis.pexpire(key, 50_000);
 
   const writes = 20;
   const statsBefore = await server.commandStats();
@@ -108,6 +110,7 @@ test('one small key written in a 100 KB session: two FCALLs, under 300 bytes to 
   assert.equal(delta('hgetall'), 0, 'the 100 KB are not read again');
   t.diagnostic(`${(bytes / writes).toFixed(0)} bytes to Redis per write`);
   assert.ok(bytes / writes < 300, `${(bytes / writes).toFixed(0)} bytes to Redis per write`);
+  assert.ok((await redis.pttl(key)) > 86_000_000, 'the TTL is refreshed');
   assert.deepEqual((await client.get('/dump')).body, { data: { small: String(100_000 + writes) }, blobLength: 100 * 1024 });
 });
 
