@@ -4,18 +4,23 @@
  * answer), and the requests after it read and write their own data.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { startApp } from '../support/app-server.js';
 import { Client } from '../support/http-client.js';
 import { RedisServer } from '../support/redis-server.js';
 import { eventually } from '../support/session-helpers.js';
 
-test('a write paused past command_timeout_ms answers 503, never 2xx; once Redis is back every request gets its own answer', async (t) => {
+/** A throwaway Redis, the demo app on it with a 300 ms command timeout, and a client of it. */
+async function timingOutApp(t: TestContext) {
   const server = await RedisServer.start();
   t.after(() => server.stop());
   const app = await startApp({ redis_connection_pool: { default: { port: String(server.port), command_timeout_ms: '300', acquire_timeout_ms: '500' } } });
   t.after(() => app.close());
-  const alice = new Client(app.url);
+  return { server, app, alice: new Client(app.url) };
+}
+
+test('a write paused past command_timeout_ms answers 503, never 2xx; once Redis is back every request gets its own answer', async (t) => {
+  const { server, app, alice } = await timingOutApp(t);
   assert.equal((await alice.put('/api/name', { name: 'Alice' })).status, 200);
 
   // Writes stall, reads go on (the load, just refreshed, is a plain read): the write waits in
@@ -40,11 +45,7 @@ test('a write paused past command_timeout_ms answers 503, never 2xx; once Redis 
 });
 
 test('an update() answered 503 after a timeout lands at most once: the add shows up once or not at all, never twice', async (t) => {
-  const server = await RedisServer.start();
-  t.after(() => server.stop());
-  const app = await startApp({ redis_connection_pool: { default: { port: String(server.port), command_timeout_ms: '300', acquire_timeout_ms: '500' } } });
-  t.after(() => app.close());
-  const alice = new Client(app.url);
+  const { server, alice } = await timingOutApp(t);
   assert.equal((await alice.post('/api/basket/items', { sku: 'tea', qty: 1 })).status, 201);
 
   await server.process.command(['CLIENT', 'PAUSE', '1000', 'WRITE']);
