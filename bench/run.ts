@@ -883,7 +883,9 @@ async function main(): Promise<void> {
 
   const md = renderMarkdown({ date, meta, statuses, summary, lost });
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  const base = path.join(RESULTS_DIR, `${date}${QUICK ? '-quick' : ''}${scenariosArg ? '-partial' : ''}`);
+  // BENCH_SUFFIX names a second run of the same day (2026-12-07-b) instead of overwriting the first.
+  const suffix = process.env.BENCH_SUFFIX ? `-${process.env.BENCH_SUFFIX}` : '';
+  const base = path.join(RESULTS_DIR, `${date}${suffix}${QUICK ? '-quick' : ''}${scenariosArg ? '-partial' : ''}`);
   fs.writeFileSync(`${base}.json`, JSON.stringify({ meta, targets: statuses, scenarios: SCENARIOS, summary, lostUpdate: lost, measurements }, null, 2) + '\n');
   fs.writeFileSync(`${base}.md`, md);
   console.log(md);

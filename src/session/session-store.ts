@@ -382,7 +382,16 @@ export class SessionStore {
     const write = this.#writeArgs({ ...request, refreshTtl: true }, Date.now() + this.#pool.config.command_timeout_ms);
     this.#cache.drop(id);
     this.#refreshes.forget(id);
-    const reply = (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], write.args, true, true)) as WriteReply;
+    let reply: WriteReply;
+    try {
+      reply = (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], write.args, true, true)) as WriteReply;
+    } catch (error) {
+      // No answer in time (a lost reply, a reconnect held back): Redis may have run it. Answering
+      // 503 then would leave the browser's old cookie naming nothing and the data at an id nobody
+      // holds, so ask once more; the deadline keeps a rename that did not run from running later.
+      if (!(error instanceof SessionStoreUnavailableError) || !(await this.#renamedAfterAll(to, write.opId))) throw error;
+      reply = [WRITE_REPEATED, undefined];
+    }
     try {
       this.#written(id, to, request, write, reply, FUNCTION.rename);
     } catch (error) {
@@ -390,6 +399,22 @@ export class SessionStore {
       throw error;
     }
     return true;
+  }
+
+  /**
+   * True when the rename `opId` of a login that got no answer ran after all: the new key holds its
+   * id in m:v. One read within the pool's timeouts; a failed read or no id is false (503: the rename
+   * did not run, or cannot be told, and its deadline keeps it from running later). Not asked with
+   * wait_replicas: a master holding the rename does not mean its replicas do.
+   */
+  async #renamedAfterAll(to: string, opId: string): Promise<boolean> {
+    if (this.#pool.config.wait_replicas > 0) return false;
+    try {
+      const ops = await this.#pool.run((client) => client.hget(this.key(to), FIELD.version));
+      return ops !== null && ops.split(';').includes(opId);
+    } catch {
+      return false;
+    }
   }
 
   /** Deletes session `id` and tells the nodes with its sockets (logout). True if it existed. */

@@ -65,6 +65,32 @@ test('a lost reply of a login: the login is whole, announced, and keeps the data
   assert.ok(socket.open, 'the socket is still open');
 });
 
+test('a login whose reply is lost past command_timeout_ms: Redis ran it, so the visitor gets the new session, not an orphan', async (t) => {
+  const server = await RedisServer.start();
+  t.after(() => server.stop());
+  const proxy = await ReplyDroppingProxy.start(server.port);
+  t.after(() => proxy.close());
+  const app = await startApp({ redis_connection_pool: { default: { port: String(proxy.port), acquire_timeout_ms: '1500', command_timeout_ms: '400' } } });
+  t.after(() => app.close());
+  const alice = new Client(app.url);
+  assert.equal((await alice.post('/api/basket/items', { sku: 'tea', qty: 2 })).status, 201);
+  const before = alice.sessionId();
+  // Redis runs the rename; its reply is lost and the app's reconnect is held back past the
+  // command timeout: the request cannot hear how its login went in time.
+  proxy.dropReplyOf(FUNCTION.rename, 1, 900);
+  const login = await alice.post('/api/login', { username: 'alice' });
+  assert.equal(proxy.dropped, 1, 'the rename reply was dropped');
+  const keys = (await server.client().keys(`${app.prefix}*`)).filter((key) => !key.startsWith(`${app.prefix}user:`));
+  assert.equal(keys.length, 1, `one session in the store: ${keys.join(', ')}`);
+  assert.notEqual(keys[0], app.prefix + before, 'Redis ran the rename');
+  // The login happened: answering 503 would leave the browser with the old cookie, naming nothing.
+  assert.equal(login.status, 200, JSON.stringify(login.body));
+  assert.equal(app.prefix + alice.sessionId(), keys[0], 'the cookie names the renamed session');
+  const view = await alice.get('/api/session');
+  assert.equal(view.body.user, 'alice');
+  assert.deepEqual(view.body.basket, [{ sku: 'tea', qty: 2 }], 'the data came along');
+});
+
 test('a lost reply of a logout: the session is gone and the logout answers ok', async (t) => {
   const { server, proxy, app } = await startBehindProxy(t);
   const alice = new Client(app.url);
