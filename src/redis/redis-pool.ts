@@ -22,6 +22,19 @@ import { shareWrites } from './shared-writes.js';
 
 const trace = debuglog('keepsake');
 
+/** Failures that came before any command was written (no connection in time). */
+const unsent = new WeakSet<object>();
+
+function neverSent<E extends Error>(error: E): E {
+  unsent.add(error);
+  return error;
+}
+
+/** @internal True when `error` (from run()) came before its commands reached any connection: Redis ran none of them. */
+export function wasNeverSent(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && unsent.has(error);
+}
+
 /** Pause after a failed connect so a down Redis is not hammered by back-to-back attempts. */
 const CREATE_FAILURE_PAUSE_MS = 100;
 
@@ -153,10 +166,10 @@ export class RedisPool {
     } catch (error) {
       const connectError = this.#lastConnectError;
       const why = connectError === null ? '' : `; the last connection attempt: Redis ${describeFault(connectError)}`;
-      throw new SessionStoreUnavailableError(
+      throw neverSent(new SessionStoreUnavailableError(
         `Redis pool '${this.name}' had no usable connection within ${this.config.acquire_timeout_ms} ms (redis_connection_pool.${this.name}.acquire_timeout_ms)${why}`,
         { cause: connectError ?? error },
-      );
+      ));
     }
   }
 

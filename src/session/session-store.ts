@@ -11,7 +11,7 @@ import { hgetallRaw, type RedisClient } from '../redis/redis-client-factory.js';
 import { OperationIds } from '../redis/operation-id.js';
 import { FIELD, FUNCTION, LARGE_SESSION_BYTES, LOAD_LARGE, WRITE_CONFLICT, WRITE_EXPIRED, WRITE_GONE, WRITE_OK, WRITE_REPEATED, WRITE_TOO_LARGE, WRITE_UNKNOWN, writeHeader } from '../redis/redis-functions.js';
 import { fcallWrite } from '../redis/resend-marked-command.js';
-import type { RedisPool } from '../redis/redis-pool.js';
+import { wasNeverSent, type RedisPool } from '../redis/redis-pool.js';
 import type { RedisPools } from '../redis/redis-pools.js';
 import { DEVICE_FIELD } from './device-info.js';
 import type { SessionChanges } from './session-data.js';
@@ -389,7 +389,7 @@ export class SessionStore {
       // No answer in time (a lost reply, a reconnect held back): Redis may have run it. Answering
       // 503 then would leave the browser's old cookie naming nothing and the data at an id nobody
       // holds, so ask once more; the deadline keeps a rename that did not run from running later.
-      if (!(error instanceof SessionStoreUnavailableError) || !(await this.#renamedAfterAll(to, write.opId))) throw error;
+      if (!(error instanceof SessionStoreUnavailableError) || wasNeverSent(error) || !(await this.#renamedAfterAll(to, write.opId))) throw error;
       reply = [WRITE_REPEATED, undefined];
     }
     try {
