@@ -18,6 +18,7 @@ import { OutageLog } from '../logging/outage-log.js';
 import { createRedisClient, type RedisClient } from './redis-client-factory.js';
 import { LIBRARY_SOURCE } from './redis-functions.js';
 import { replicasConfirming } from './replica-wait.js';
+import { SentinelWatch } from './sentinel-watch.js';
 import { shareWrites } from './shared-writes.js';
 
 const trace = debuglog('keepsake');
@@ -77,12 +78,21 @@ export class RedisPool {
   readonly #cluster: boolean;
 
   readonly #outage: OutageLog;
+  readonly #logger: KeepsakeLogger;
+  /** Connections outside the pool (the notice subscriber): they follow a new master too. */
+  readonly #dedicated = new Set<RedisClient>();
+  /** On Sentinel: replaces every connection when the sentinels announce a new master. */
+  readonly #sentinelWatch: SentinelWatch | null;
+  /** Master switches heard so far: a connection made across one may have reached the old master. */
+  #switches = 0;
 
   constructor(name: string, config: PoolConfig, logger: KeepsakeLogger = consoleLogger) {
     this.name = name;
     this.config = config;
     this.#outage = new OutageLog(logger, { pool: name }, { lost: `Redis connection lost (pool ${name}); requests needing a session answer 503 until it is back`, back: `Redis connection back (pool ${name})` });
     this.#cluster = Boolean(config.cluster);
+    this.#logger = logger;
+    this.#sentinelWatch = config.sentinels ? new SentinelWatch(config, (to) => this.#masterSwitched(to)) : null;
     this.#pool = createPool<RedisClient>(
       {
         create: () => this.#connect(),
@@ -230,7 +240,24 @@ export class RedisPool {
 
   /** @internal A new connection outside the pool, for SUBSCRIBE or other exclusive use; the caller closes it. */
   dedicatedClient(purpose: string): RedisClient {
-    return createRedisClient(this.config, `${this.name}:${purpose}`);
+    const client = createRedisClient(this.config, `${this.name}:${purpose}`);
+    this.#sentinelWatch?.start();
+    this.#dedicated.add(client);
+    client.once('end', () => this.#dedicated.delete(client));
+    return client;
+  }
+
+  /**
+   * The sentinels named a new master: no connection made before is lent again (each is replaced
+   * through the pool, whose new connections ask the sentinels), and the dedicated ones reconnect
+   * (ioredis asks the sentinels, and a subscriber subscribes again).
+   */
+  #masterSwitched(to: string): void {
+    this.#switches++;
+    this.#logger.warn({ pool: this.name, master: to }, `Sentinel switched the master of pool ${this.name}: its connections are replaced`);
+    for (const client of this.#lastUsed.keys()) this.#suspect.add(client);
+    this.#hot = null;
+    for (const client of this.#dedicated) if (client.status !== 'end') client.disconnect(true);
   }
 
   /** @internal Loads keepsake's Redis functions on every master (after "Function not found": a restarted Redis, a new master). */
@@ -256,6 +283,7 @@ export class RedisPool {
   async close(): Promise<void> {
     this.#closing = true;
     this.#hot = null;
+    this.#sentinelWatch?.close();
     await this.#pool.drain();
     await this.#pool.clear();
   }
@@ -294,6 +322,8 @@ export class RedisPool {
   }
 
   async #connect(): Promise<RedisClient> {
+    this.#sentinelWatch?.start();
+    const switches = this.#switches;
     const client = createRedisClient(this.config, this.name);
     // Silence the default "Unhandled error event" log; failures surface through commands. The
     // event has the real cause of a failed connect (ECONNREFUSED, WRONGPASS); connect() rejects
@@ -317,6 +347,8 @@ export class RedisPool {
       this.#lastConnectError = null;
       this.#outage.back();
       this.#lastUsed.set(client, Date.now());
+      // The sentinels named a new master while it connected: it may have reached the old one.
+      if (this.#switches !== switches) this.#suspect.add(client);
       return client;
     } catch (error) {
       this.#lastConnectError = redactCommand(connectError ?? error);
