@@ -8,6 +8,7 @@
  * on a Cluster; DESIGN.md, "Measured") and a slow controller can never starve the pool.
  */
 import { redactCommand } from '../logging/redact-command.js';
+import { isIP } from 'node:net';
 import { debuglog } from 'node:util';
 import { createPool, type Pool } from 'generic-pool';
 import type { Redis } from 'ioredis';
@@ -35,6 +36,13 @@ function neverSent<E extends Error>(error: E): E {
 export function wasNeverSent(error: unknown): boolean {
   return typeof error === 'object' && error !== null && unsent.has(error);
 }
+
+/**
+ * How long after a sentinel announced a new master the others may still name the old one (they
+ * hear of it through their hello messages, every 2 s by default): a new connection must reach the
+ * announced master in that time.
+ */
+const SWITCH_SETTLE_MS = 10_000;
 
 /** Pause after a failed connect so a down Redis is not hammered by back-to-back attempts. */
 const CREATE_FAILURE_PAUSE_MS = 100;
@@ -85,6 +93,9 @@ export class RedisPool {
   readonly #sentinelWatch: SentinelWatch | null;
   /** Master switches heard so far: a connection made across one may have reached the old master. */
   #switches = 0;
+  /** The master the sentinels last announced (`host:port`), null before any switch, and when. */
+  #master: string | null = null;
+  #masterSince = 0;
 
   constructor(name: string, config: PoolConfig, logger: KeepsakeLogger = consoleLogger) {
     this.name = name;
@@ -241,9 +252,17 @@ export class RedisPool {
   /** @internal A new connection outside the pool, for SUBSCRIBE or other exclusive use; the caller closes it. */
   dedicatedClient(purpose: string): RedisClient {
     const client = createRedisClient(this.config, `${this.name}:${purpose}`);
-    this.#sentinelWatch?.start();
-    this.#dedicated.add(client);
-    client.once('end', () => this.#dedicated.delete(client));
+    if (this.#sentinelWatch !== null) {
+      this.#sentinelWatch.start();
+      this.#dedicated.add(client);
+      client.once('end', () => this.#dedicated.delete(client));
+      // Asked right after a switch, a sentinel that has not heard of it yet names the old master.
+      client.on('ready', () => {
+        if (this.#atMaster(client)) return;
+        trace('pool %s: %s reached %s, not the master announced (%s); reconnecting', this.name, purpose, endpoint(client), this.#master);
+        client.disconnect(true);
+      });
+    }
     return client;
   }
 
@@ -254,6 +273,8 @@ export class RedisPool {
    */
   #masterSwitched(to: string): void {
     this.#switches++;
+    this.#master = to;
+    this.#masterSince = Date.now();
     this.#logger.warn({ pool: this.name, master: to }, `Sentinel switched the master of pool ${this.name}: its connections are replaced`);
     for (const client of this.#lastUsed.keys()) this.#suspect.add(client);
     this.#hot = null;
@@ -346,6 +367,8 @@ export class RedisPool {
       trace('pool %s: connection created', this.name);
       this.#lastConnectError = null;
       this.#outage.back();
+      // Right after a switch a sentinel that has not heard of it yet names the old master.
+      if (!this.#atMaster(client)) throw new Error(`reached ${endpoint(client)}, not the master the sentinels announced (${this.#master})`);
       this.#lastUsed.set(client, Date.now());
       // The sentinels named a new master while it connected: it may have reached the old one.
       if (this.#switches !== switches) this.#suspect.add(client);
@@ -359,6 +382,22 @@ export class RedisPool {
     }
   }
 
+  /**
+   * False when `client` is connected elsewhere than the master the sentinels announced last, in
+   * the SWITCH_SETTLE_MS after the announcement. True before any, after that time (every sentinel
+   * has heard of it by then: a difference left means the addresses are not comparable, say an
+   * address the sentinels announce that is not the one the socket sees), and when the announced
+   * host is a name rather than an address.
+   */
+  #atMaster(client: RedisClient): boolean {
+    const master = this.#master;
+    if (master === null || Date.now() - this.#masterSince > SWITCH_SETTLE_MS) return true;
+    const at = master.lastIndexOf(':');
+    const host = master.slice(0, at);
+    if (isIP(host) === 0) return true;
+    return endpoint(client) === `${host}:${master.slice(at + 1)}`;
+  }
+
   #retire(client: RedisClient): void {
     this.#lastUsed.delete(client);
     if (this.#hot === client) this.#hot = null;
@@ -370,6 +409,13 @@ export class RedisPool {
     }
     setTimeout(() => client.disconnect(), this.config.command_timeout_ms + 50).unref();
   }
+}
+
+/** The `address:port` a connection's socket is connected to ('' when it has none). */
+function endpoint(client: RedisClient): string {
+  const socket = (client as { stream?: { remoteAddress?: string; remotePort?: number } }).stream;
+  if (socket?.remoteAddress === undefined) return '';
+  return `${socket.remoteAddress.replace(/^::ffff:/, '')}:${socket.remotePort}`;
 }
 
 /**

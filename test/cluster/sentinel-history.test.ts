@@ -12,14 +12,12 @@ import { faultsFromEnv, report, runHistory, seedFromEnv } from '../support/histo
 
 const SECONDS = Number(process.env.KEEPSAKE_CHECKER_SENTINEL_SECONDS ?? 25);
 
-// Known limit, so this run is a `todo` (it reports, it does not fail the suite): in the seconds
-// after `SENTINEL FAILOVER`, a pool connection still on the demoted master can read a session a
-// logout just deleted on the new master (a served-after-end, seen about one run in two). ioredis's
-// `failoverDetector` would leave the old master at +switch-master, but it hung this run and logged
-// its sentinel connections' errors to the console; not adopted yet.
-const KNOWN_LIMIT = 'a read may reach the demoted master for a few seconds after a Sentinel failover (see the comment above)';
+// This run was a `todo` until each pool listened to the sentinels' `+switch-master`
+// (src/redis/sentinel-watch.ts): in the seconds after `SENTINEL FAILOVER`, a pool connection still
+// on the old master (it answers as a master until the sentinels demote it) read a session a logout
+// had just deleted on the new master (a served-after-end, about one run in two).
 
-test(`history checker on Sentinel: ${SECONDS} s of random operations on two nodes through failovers, no anomaly`, { timeout: (SECONDS + 90) * 1000, todo: KNOWN_LIMIT }, async (t) => {
+test(`history checker on Sentinel: ${SECONDS} s of random operations on two nodes through failovers, no anomaly`, { timeout: (SECONDS + 90) * 1000 }, async (t) => {
   const seed = seedFromEnv();
   t.diagnostic(`seed ${seed} (replay with KEEPSAKE_CHECKER_SEED=${seed})`);
   const result = await runHistory({ seed, topology: 'sentinel', durationMs: SECONDS * 1000, faults: faultsFromEnv('sentinel'), faultGapMs: [2000, 4000], log: (line) => t.diagnostic(line) });
