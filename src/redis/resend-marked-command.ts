@@ -15,8 +15,10 @@ import type { RedisClient } from './redis-client-factory.js';
 export const RESEND_MARK = 'r';
 
 export class ResendMarkedCommand extends Command {
+  /** The argument that gets the mark; -1: none (the command only notes that it was sent again). */
   readonly #headerIndex: number;
   #written = false;
+  #resent = false;
   /** An answer came since the last write (an error a Cluster answers by sending the command elsewhere). */
   #answered = false;
   /** The error handler of the moment (see the `reject` accessor); set while Command's constructor runs. */
@@ -49,12 +51,18 @@ export class ResendMarkedCommand extends Command {
   // between (the connection dropped with the reply) carries the mark.
   override toWritable(socket: object): string | Buffer {
     if (this.#written && !this.#answered) {
-      const header = this.args[this.#headerIndex];
+      this.#resent = true;
+      const header = this.#headerIndex < 0 ? undefined : this.args[this.#headerIndex];
       if (typeof header === 'string' && !header.startsWith(RESEND_MARK)) this.args[this.#headerIndex] = RESEND_MARK + header;
     }
     this.#written = true;
     this.#answered = false;
     return super.toWritable(socket);
+  }
+
+  /** True once it was written again with no answer between: the first send's reply was lost. */
+  get resent(): boolean {
+    return this.#resent;
   }
 }
 
@@ -65,4 +73,14 @@ export class ResendMarkedCommand extends Command {
 export function fcallWrite(client: RedisClient, name: string, keys: string[], args: (string | Buffer)[]): Promise<unknown> {
   const command = new ResendMarkedCommand([name, keys.length, ...keys, ...args], 2 + keys.length);
   return client.sendCommand(command) as Promise<unknown>;
+}
+
+/**
+ * FCALL of function `name` whose answer says whether it ran more than once for this call: `resent`
+ * is true when ioredis had to send it again after a lost reply (its arguments are not marked).
+ */
+export async function fcallNotingResend(client: RedisClient, name: string, keys: string[], args: (string | Buffer)[]): Promise<{ reply: unknown; resent: boolean }> {
+  const command = new ResendMarkedCommand([name, keys.length, ...keys, ...args], -1);
+  const reply = await (client.sendCommand(command) as Promise<unknown>);
+  return { reply, resent: command.resent };
 }

@@ -385,12 +385,9 @@ export class SessionManager {
    */
   async destroyUser(userId: string): Promise<number> {
     const ids = await this.#users.members(userId);
-    const ended = await Promise.all(ids.map((id) => this.#store.destroy(id)));
-    // An id with no session may be a login in flight (its index entry comes first): it stays in
-    // the index, so that a later call still finds the session it becomes.
-    await Promise.all([this.#users.remove(userId, ...ids.filter((_, index) => ended[index])), this.#users.prune(userId, ids.filter((_, index) => !ended[index]))]);
+    if (ids.length > 0) return this.#endSessions(userId, ids);
     this.#devicesChanged(userId);
-    return ended.filter(Boolean).length;
+    return 0;
   }
 
   /**
@@ -403,7 +400,9 @@ export class SessionManager {
     const userId = stored.meta.userId;
     const [existed] = await Promise.all([this.#store.destroy(id), userId !== null ? this.#users.remove(userId, id) : undefined]);
     this.#devicesChanged(userId);
-    return existed;
+    // null: sent again after a lost reply, the destroy found nothing; the session was there just
+    // before (the peek above), so the first send ended it.
+    return existed !== false;
   }
 
   /**
@@ -443,10 +442,12 @@ export class SessionManager {
     if (ids.length === 0) return 0;
     const ended = await Promise.all(ids.map((id) => this.#store.destroy(id)));
     // An id with no session may be a login in flight (its index entry comes first): it stays in
-    // the index, so that a later call still finds the session it becomes.
-    await Promise.all([this.#users.remove(userId, ...ids.filter((_, index) => ended[index])), this.#users.prune(userId, ids.filter((_, index) => !ended[index]))]);
+    // the index, so that a later call still finds the session it becomes. So does one whose
+    // destroy cannot tell (null: a lost reply); listings prune it once no login can be in flight.
+    await Promise.all([this.#users.remove(userId, ...ids.filter((_, index) => ended[index] === true)), this.#users.prune(userId, ids.filter((_, index) => ended[index] !== true))]);
     this.#devicesChanged(userId);
-    return ended.filter(Boolean).length;
+    // Counted as ended when it cannot tell: its id came from the index, so it most likely existed.
+    return ended.filter((result) => result !== false).length;
   }
 
   /** Every node pushes the new device list to these users' sockets (not waited for). */

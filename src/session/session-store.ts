@@ -10,7 +10,7 @@ import { keySlot } from '../redis/cluster-slot.js';
 import { hgetallRaw, type RedisClient } from '../redis/redis-client-factory.js';
 import { OperationIds } from '../redis/operation-id.js';
 import { FIELD, FUNCTION, LARGE_SESSION_BYTES, LOAD_LARGE, WRITE_CONFLICT, WRITE_EXPIRED, WRITE_GONE, WRITE_OK, WRITE_REPEATED, WRITE_TOO_LARGE, WRITE_UNKNOWN, writeHeader } from '../redis/redis-functions.js';
-import { fcallWrite } from '../redis/resend-marked-command.js';
+import { fcallNotingResend, fcallWrite } from '../redis/resend-marked-command.js';
 import { wasNeverSent, type RedisPool } from '../redis/redis-pool.js';
 import type { RedisPools } from '../redis/redis-pools.js';
 import { DEVICE_FIELD } from './device-info.js';
@@ -105,6 +105,7 @@ interface PreparedWrite {
 }
 
 type FcallBuffer = (name: string, numkeys: number, ...args: (string | Buffer | number)[]) => Promise<unknown>;
+type FcallSender = (client: RedisClient, name: string, keys: string[], args: (string | Buffer)[]) => Promise<unknown>;
 
 export class SessionStore {
   readonly #pool: RedisPool;
@@ -294,7 +295,7 @@ export class SessionStore {
     // The function derives the notice channel and text from the key: prefix + id of ID_LENGTH.
     if (id.length !== ID_LENGTH) throw new Error(`not a session id: ${id.length} characters`);
     const write = this.#writeArgs(request);
-    const reply = (await this.#fcall(FUNCTION.write, this.key(id), write.args, true, true)) as WriteReply;
+    const reply = (await this.#fcall(FUNCTION.write, this.key(id), write.args, true, fcallWrite)) as WriteReply;
     return this.#written(id, id, request, write, reply, FUNCTION.write);
   }
 
@@ -384,7 +385,7 @@ export class SessionStore {
     this.#refreshes.forget(id);
     let reply: WriteReply;
     try {
-      reply = (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], write.args, true, true)) as WriteReply;
+      reply = (await this.#fcall(FUNCTION.rename, [this.key(id), this.key(to)], write.args, true, fcallWrite)) as WriteReply;
     } catch (error) {
       // No answer in time (a lost reply, a reconnect held back): Redis may have run it. Answering
       // 503 then would leave the browser's old cookie naming nothing and the data at an id nobody
@@ -417,23 +418,30 @@ export class SessionStore {
     }
   }
 
-  /** Deletes session `id` and tells the nodes with its sockets (logout). True if it existed. */
-  async destroy(id: string): Promise<boolean> {
+  /**
+   * Deletes session `id` and tells the nodes with its sockets (logout). True if it existed, false
+   * if not, null when it cannot tell (its first send's reply was lost, and the one sent again found
+   * nothing: deleted by the first, or not there at all).
+   */
+  async destroy(id: string): Promise<boolean | null> {
     this.#refreshes.forget(id);
     this.#cache.drop(id);
     this.#lifespans.delete(id);
     const notice = encodeNotice({ kind: 'destroyed', id });
-    return (await this.#fcall(FUNCTION.destroy, this.key(id), [notice], true)) === 1;
+    const { reply, resent } = (await this.#fcall(FUNCTION.destroy, this.key(id), [notice], true, fcallNotingResend)) as { reply: unknown; resent: boolean };
+    if (reply === 1) return true;
+    // Sent again after a lost reply, it finds nothing to delete: the first send may have deleted it.
+    return resent ? null : false;
   }
 
   /**
    * Runs a keepsake function; a Redis that lost the library (restart, new master) gets it again,
-   * once. A `write` (data, login, logout) waits for the pool's wait_replicas, if any. A `header`
-   * call (write, rename: args[0] is the write header) is marked when ioredis sends it again.
+   * once. A `write` (data, login, logout) waits for the pool's wait_replicas, if any. `send`, if
+   * given, sends the FCALL (fcallWrite: the write header is marked when ioredis sends it again).
    */
-  async #fcall(name: string, keys: string | string[], args: (string | Buffer)[], write = false, header = false): Promise<unknown> {
-    const call = header
-      ? (client: RedisClient) => fcallWrite(client, name, typeof keys === 'string' ? [keys] : keys, args)
+  async #fcall(name: string, keys: string | string[], args: (string | Buffer)[], write = false, send?: FcallSender): Promise<unknown> {
+    const call = send
+      ? (client: RedisClient) => send(client, name, typeof keys === 'string' ? [keys] : keys, args)
       : typeof keys === 'string'
         ? (client: RedisClient) => (client as unknown as { fcallBuffer: FcallBuffer }).fcallBuffer(name, 1, keys, ...args)
         : (client: RedisClient) => (client as unknown as { fcallBuffer: FcallBuffer }).fcallBuffer(name, keys.length, ...keys, ...args);

@@ -103,6 +103,18 @@ test('a lost reply of a logout: the session is gone and the logout answers ok', 
   assert.equal(await server.client().exists(`${app.prefix}${id}`), 0, 'the session is gone');
 });
 
+test('a lost reply of an ending by id (the CLI\'s `session destroy`): it ended the session and says so', async (t) => {
+  const { server, proxy, app } = await startBehindProxy(t);
+  const alice = new Client(app.url);
+  assert.equal((await alice.post('/api/login', { username: 'alice' })).status, 200);
+  const id = alice.sessionId()!;
+  proxy.dropReplyOf(FUNCTION.destroy);
+  // The re-send finds nothing left to delete; the first send did delete it.
+  assert.equal(await app.app.sessionManager.destroyById(id), true, 'reported as ended, not as "no such session"');
+  assert.equal(proxy.dropped, 1);
+  assert.equal(await server.client().exists(`${app.prefix}${id}`), 0, 'the session is gone');
+});
+
 test('a write answered 503 and re-sent after a later write is not applied again over it', async (t) => {
   const { server, proxy, app } = await startBehindProxy(t);
   const alice = new Client(app.url);

@@ -44,3 +44,12 @@ test('a timeout or a closed connection is no answer: the next write is a re-send
   command.reject(new Error('Command timed out'));
   assert.ok(bytes(command).includes(`${RESEND_MARK}${header}`));
 });
+
+test('with no header to mark (a destroy), a second write keeps its bytes and says it was sent again', () => {
+  const command = new ResendMarkedCommand(['ks5_destroy', 1, 'key', 'notice'], -1);
+  command.promise.catch(() => undefined);
+  const first = bytes(command);
+  assert.equal(command.resent, false, 'one write: not a re-send');
+  assert.equal(bytes(command), first, 'the same bytes: nothing marked');
+  assert.equal(command.resent, true);
+});
