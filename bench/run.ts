@@ -8,7 +8,8 @@
 // One throwaway redis-server (own port, no persistence) is started for the run;
 // every target runs as its own node process against it, each with its own key
 // prefix. Targets are started once, warmed, then measured in interleaved rounds
-// (target order rotated every round). Everything is stopped at the end.
+// (target order rotated every round), each measurement in slices taken in turn with
+// the other targets' (BENCH_SLICES). Everything is stopped at the end.
 
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
@@ -33,6 +34,9 @@ const envNum = (name: string, def: number): number => {
 };
 const ROUNDS = QUICK ? 1 : Math.round(envNum('BENCH_ROUNDS', 3));
 const SECONDS = QUICK ? 2 : envNum('BENCH_SECONDS', 5);
+// Each measurement's seconds are cut into slices taken in turn with the other targets', so a slow
+// moment of a shared machine falls on every target of the round, not on one.
+const SLICES = QUICK ? 1 : Math.round(envNum('BENCH_SLICES', 5));
 const WARMUP_SECONDS = envNum('BENCH_WARMUP', 1);
 const CONNECTIONS = Math.round(envNum('BENCH_CONNECTIONS', 50));
 const LOST_TRIES = Math.round(envNum('BENCH_LOST_TRIES', 15));
@@ -475,14 +479,14 @@ async function edge(c: Cannon, pid: number, redis: Redis): Promise<WindowEdge> {
  * flight at both edges cancel out, so Redis and CPU deltas divided by the responses
  * in the window are per-request costs, with no ramp-up or tail in them.
  */
-async function measure(t: RunningTarget, scenario: Scenario, round: number, redis: Redis): Promise<Measurement> {
+async function measure(t: RunningTarget, scenario: Scenario, round: number, redis: Redis, seconds: number): Promise<Measurement> {
   const cookie = await freshSession(t, scenario.blobKb);
   await quiesce(redis);
-  const edgeMs = Math.min(1000, Math.max(200, SECONDS * 100));
-  const c = startAutocannon(t.port, scenario, cookie, SECONDS);
+  const edgeMs = Math.min(1000, Math.max(200, seconds * 100));
+  const c = startAutocannon(t.port, scenario, cookie, seconds);
   await sleep(edgeMs);
   const e0 = await edge(c, t.pid, redis);
-  await sleep(Math.max(0, SECONDS * 1000 - 2 * edgeMs - (performance.now() - e0.at)));
+  await sleep(Math.max(0, seconds * 1000 - 2 * edgeMs - (performance.now() - e0.at)));
   const e1 = await edge(c, t.pid, redis);
   const result = await c.done;
   const r0 = e0.redis;
@@ -516,6 +520,40 @@ async function measure(t: RunningTarget, scenario: Scenario, round: number, redi
     redisBytesInPerReq: per(r1.netIn - r0.netIn - (r1.ownInCum - r0.ownInCum)),
     redisBytesOutPerReq: per(r1.netOut - r0.netOut - (r1.ownOutCumBefore - r0.ownOutCumBefore)),
     redisCpuUsPerReq: per((r1.cpuSec - r0.cpuSec) * 1e6),
+    redisCmdMix: mix,
+  };
+}
+
+/**
+ * One measurement from its slices: counts and windows add up, per-request costs are weighted by
+ * each slice's requests, p50 is the median of the slices' and p99 the largest.
+ */
+function mergeSlices(parts: Measurement[]): Measurement {
+  const first = parts[0]!;
+  if (parts.length === 1) return first;
+  const requests = parts.reduce((sum, part) => sum + part.requests, 0);
+  const windowSeconds = parts.reduce((sum, part) => sum + part.windowSeconds, 0);
+  const weighted = (pick: (part: Measurement) => number): number => (requests > 0 ? parts.reduce((sum, part) => sum + pick(part) * part.requests, 0) / requests : NaN);
+  const sum = (pick: (part: Measurement) => number): number => parts.reduce((total, part) => total + pick(part), 0);
+  const mix: Record<string, number> = {};
+  for (const name of new Set(parts.flatMap((part) => Object.keys(part.redisCmdMix)))) mix[name] = weighted((part) => part.redisCmdMix[name] ?? 0);
+  return {
+    ...first,
+    seconds: sum((part) => part.seconds),
+    windowSeconds,
+    requests,
+    totalResponses: sum((part) => part.totalResponses),
+    rps: requests / windowSeconds,
+    p50: median(parts.map((part) => part.p50)),
+    p99: Math.max(...parts.map((part) => part.p99)),
+    errors: sum((part) => part.errors),
+    non2xx: sum((part) => part.non2xx),
+    timeouts: sum((part) => part.timeouts),
+    cpuMsPerReq: weighted((part) => part.cpuMsPerReq),
+    redisCmdsPerReq: weighted((part) => part.redisCmdsPerReq),
+    redisBytesInPerReq: weighted((part) => part.redisBytesInPerReq),
+    redisBytesOutPerReq: weighted((part) => part.redisBytesOutPerReq),
+    redisCpuUsPerReq: weighted((part) => part.redisCpuUsPerReq),
     redisCmdMix: mix,
   };
 }
@@ -645,7 +683,8 @@ function renderMarkdown(ctx: {
   out.push(`# keepsake benchmarks — ${ctx.date}${QUICK ? ' (--quick)' : ''}`);
   out.push('');
   out.push(
-    `${m.cpus} × ${m.cpuModel}, node ${m.node}, redis ${m.redis}; ${m.rounds} round(s) × ${m.seconds} s per measurement, ` +
+    `${m.cpus} × ${m.cpuModel}, node ${m.node}, redis ${m.redis}; ${m.rounds} round(s) × ${m.seconds} s per measurement` +
+      `${Number(m.slices) > 1 ? ` (${m.slices} slices, taken in turn with the other targets')` : ''}, ` +
       `${m.connections} connections, ${m.warmupSeconds} s warmup per route. Medians over rounds; ratios are req/s ratios ` +
       `taken within each round, then the median. Whole run: ${m.elapsedSeconds} s. See bench/README.md for the columns.`,
   );
@@ -828,23 +867,32 @@ async function main(): Promise<void> {
   for (let round = 1; round <= ROUNDS; round++) {
     const order = running.map((_, i) => running[(i + round - 1) % running.length]!);
     for (const sc of SCENARIOS) {
+      // Slice after slice, every target in turn (the order rotated each slice too).
+      const slices = new Map<RunningTarget, Measurement[]>();
+      const failed = new Set<RunningTarget>();
+      for (let slice = 0; slice < SLICES; slice++) {
+        for (const t of order.map((_, i) => order[(i + slice) % order.length]!)) {
+          if (dead.has(t.def.name) || failed.has(t)) continue;
+          try {
+            slices.set(t, [...(slices.get(t) ?? []), await measure(t, sc, round, redis.client, SECONDS / SLICES)]);
+          } catch (err) {
+            failed.add(t);
+            const exited = t.proc.exitCode !== null || t.proc.signalCode !== null;
+            log(`round ${round} ${sc.id} ${t.def.name}: FAILED ${(err as Error).message}${exited ? ' (process exited; dropped)' : ''}`);
+            if (exited) {
+              dead.add(t.def.name);
+              const st = statuses.find((x) => x.name === t.def.name)!;
+              st.status = 'broken';
+              st.reason = `exited during the run: ${t.output.slice(-3).join(' | ')}`;
+            }
+          }
+        }
+      }
       for (const t of order) {
         done++;
-        if (dead.has(t.def.name)) continue;
-        let m: Measurement;
-        try {
-          m = await measure(t, sc, round, redis.client);
-        } catch (err) {
-          const exited = t.proc.exitCode !== null || t.proc.signalCode !== null;
-          log(`[${done}/${total}] round ${round} ${sc.id} ${t.def.name}: FAILED ${(err as Error).message}${exited ? ' (process exited; dropped)' : ''}`);
-          if (exited) {
-            dead.add(t.def.name);
-            const st = statuses.find((x) => x.name === t.def.name)!;
-            st.status = 'broken';
-            st.reason = `exited during the run: ${t.output.slice(-3).join(' | ')}`;
-          }
-          continue;
-        }
+        const parts = slices.get(t);
+        if (failed.has(t) || parts === undefined) continue;
+        const m = mergeSlices(parts);
         measurements.push(m);
         log(
           `[${done}/${total}] round ${round} ${sc.id.padEnd(10)} ${t.def.name.padEnd(16)} ${fmtInt(m.rps).padStart(7)} req/s ` +
@@ -866,6 +914,7 @@ async function main(): Promise<void> {
     quick: QUICK,
     rounds: ROUNDS,
     seconds: SECONDS,
+    slices: SLICES,
     warmupSeconds: WARMUP_SECONDS,
     connections: CONNECTIONS,
     lostUpdateTries: LOST_TRIES,
