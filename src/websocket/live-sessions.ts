@@ -89,7 +89,7 @@ export class LiveSessions {
   readonly #expiry: ExpirySweep;
   readonly #presence: Presence | null;
   #closing = false;
-  /** Entries re-read because the subscriber came back: notices for them may have been missed. */
+  /** Entries re-read because the subscriber came back, or only now listens to their channel: notices for them may have been missed. */
   readonly #afterOutage = new WeakSet<SessionSockets>();
 
   constructor(deps: LiveSessionsDeps) {
@@ -241,12 +241,18 @@ export class LiveSessions {
 
   /**
    * Subscribes to the entry's session channel if this node is not yet; once subscribed, re-reads
-   * the session (a change made between the id's appearance and the SUBSCRIBE was not heard).
+   * the session (a change made between the id's appearance and the SUBSCRIBE was not heard). A
+   * session found gone then was renamed or ended before this node listened (a second login right
+   * after the first, heard late): no notice will come on this channel, so, as after an outage,
+   * a second miss ends its sockets (4401) instead of leaving them on an id nothing reaches.
    */
   #follow(entry: SessionSockets): void {
     if (this.#notices.follows(entry.id)) return;
-    void this.#notices.follow(entry.id).then(() => {
-      if (entry.live) this.#refresh(entry, false);
+    const id = entry.id;
+    void this.#notices.follow(id).then(() => {
+      if (!entry.live || entry.id !== id) return;
+      this.#afterOutage.add(entry);
+      this.#refresh(entry, false);
     });
   }
 
