@@ -399,8 +399,9 @@ function checkSockets(
       if (ended.start < span.from || ended.end + socketCloseMs > Math.min(span.to, history.observedUntil ?? Infinity)) continue;
       // A node whose subscriber was away (a cutting fault) hears of the end once it is back:
       // within a second of the outage's end, not of the logout (pub/sub is at most once).
-      const outage = (history.noticeOutages ?? []).find((window) => window.from <= ended.end && ended.end < window.to);
-      const deadline = (outage ? Math.max(ended.end, outage.to) : ended.end) + socketCloseMs;
+      // Overlapping outages (a restart while the node was still back from a cut): the latest end counts.
+      const outageEnd = Math.max(ended.end, ...(history.noticeOutages ?? []).filter((window) => window.from <= ended.end && ended.end < window.to).map((window) => window.to));
+      const deadline = outageEnd + socketCloseMs;
       if (closedAt > deadline) {
         add(
           'socket-open-after-end',

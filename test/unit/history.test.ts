@@ -148,6 +148,10 @@ test('a socket of a logged-out or destroyed session still open a second after is
   const late = socket({ openedAt: 50, closedAt: logout.end + 1500, closeCode: 4401 });
   assert.deepEqual(checkHistory({ events: [logout], sockets: [late], crashes: [], boundMs: 3000, noticeOutages: [{ from: logout.start - 10, to: logout.end + 800 }] }), []);
   assert.deepEqual(kinds(checkHistory({ events: [logout], sockets: [late], crashes: [], boundMs: 3000, noticeOutages: [{ from: logout.start - 10, to: logout.end + 200 }] })), ['socket-open-after-end']);
+  // Overlapping outages (a cut, then a restart while the node was still coming back): the one
+  // that ends last counts, whichever began first (found on seed 771074402).
+  const overlapping = [{ from: logout.start - 500, to: logout.end + 200 }, { from: logout.start - 10, to: logout.end + 800 }];
+  assert.deepEqual(checkHistory({ events: [logout], sockets: [late], crashes: [], boundMs: 3000, noticeOutages: overlapping }), []);
   // The socket follows its session through a login, and closes when the user is destroyed.
   const login = ev('c1', 'login', 200, { got: 'S2', user: 'u1', basket: [], observedName: null });
   const destroy = ev('admin', 'destroy-user', 200, { sent: null, got: null, user: 'u1' });
