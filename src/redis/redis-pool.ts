@@ -103,7 +103,7 @@ export class RedisPool {
     this.#outage = new OutageLog(logger, { pool: name }, { lost: `Redis connection lost (pool ${name}); requests needing a session answer 503 until it is back`, back: `Redis connection back (pool ${name})` });
     this.#cluster = Boolean(config.cluster);
     this.#logger = logger;
-    this.#sentinelWatch = config.sentinels ? new SentinelWatch(config, (to) => this.#masterSwitched(to)) : null;
+    this.#sentinelWatch = config.sentinels ? new SentinelWatch(config, (to) => this.#masterSwitched(to), (message) => logger.warn({ pool: name }, message)) : null;
     this.#pool = createPool<RedisClient>(
       {
         create: () => this.#connect(),

@@ -22,14 +22,19 @@ export const SWITCH_MASTER_CHANNEL = '+switch-master';
 export class SentinelWatch {
   readonly #config: PoolConfig;
   readonly #onSwitch: (to: string) => void;
+  readonly #warn: (message: string) => void;
   #clients: Redis[] = [];
   /** The master the last announcement named: every sentinel announces the same switch. */
   #announced: string | null = null;
 
-  /** `onSwitch` gets the new master's `host:port`, once per switch (not once per sentinel). */
-  constructor(config: PoolConfig, onSwitch: (to: string) => void) {
+  /**
+   * `onSwitch` gets the new master's `host:port`, once per switch (not once per sentinel); `warn`
+   * hears of a sentinel that refuses the subscription (an ACL without `+subscribe`).
+   */
+  constructor(config: PoolConfig, onSwitch: (to: string) => void, warn: (message: string) => void) {
     this.#config = config;
     this.#onSwitch = onSwitch;
+    this.#warn = warn;
   }
 
   /** Subscribes on every sentinel (once; connections are made in the background and kept up). */
@@ -58,7 +63,11 @@ export class SentinelWatch {
         this.#onSwitch(this.#announced);
       });
       // Connects (lazyConnect) and subscribes again after every reconnect.
-      client.subscribe(SWITCH_MASTER_CHANNEL).catch((error: Error) => trace('sentinel watch subscribe: %s', error.message));
+      client.subscribe(SWITCH_MASTER_CHANNEL).catch((error: Error) => {
+        trace('sentinel watch subscribe: %s', error.message);
+        // Refused, not cut off: this sentinel will never announce a switch to this node.
+        if (error.name === 'ReplyError') this.#warn(`sentinel ${sentinel.host}:${sentinel.port} refused SUBSCRIBE ${SWITCH_MASTER_CHANNEL} (${error.message.split(' ')[0]}): after a failover this node may read from the old master until it is demoted; grant the sentinels' user +subscribe on that channel`);
+      });
       this.#clients.push(client);
     }
   }

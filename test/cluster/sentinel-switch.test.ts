@@ -6,7 +6,10 @@
 // `+switch-master` and leaves the old master's connections at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startApp, testPrefix } from '../support/app-server.js';
+import { consoleLogger } from '../../src/logger.js';
+import { RedisPool } from '../../src/redis/redis-pool.js';
+import { startApp, testConfig, testPrefix } from '../support/app-server.js';
+import { eventually } from '../support/session-helpers.js';
 import { Client } from '../support/http-client.js';
 import { WsClient } from '../support/ws-client.js';
 import { parseInfo, redisCommand } from '../support/redis-server.js';
@@ -54,4 +57,19 @@ test('after a Sentinel failover, a node with connections to the old master does 
   // And node A's socket of the session is closed by the logout's notice (its subscriber moved too).
   const closed = await socket.closedWithin(5000);
   assert.equal(closed.code, 4401);
+});
+
+test('a sentinel that refuses the +switch-master subscription is named in a warning, not ignored', async (t) => {
+  const group = await RedisSentinelGroup.start();
+  t.after(() => group.stop());
+  const refusing = group.sentinels[1]!;
+  await redisCommand(refusing.port, ['ACL', 'SETUSER', 'default', '-subscribe']);
+  const warnings: string[] = [];
+  const logger = { ...consoleLogger, warn: (_object: Record<string, unknown>, message: string) => void warnings.push(message) };
+  const config = testConfig({ redis_connection_pool: { default: { sentinels: group.sentinelSpec(), sentinel_name: group.masterName } } });
+  const pool = new RedisPool('default', config.redis_connection_pool.default!, logger);
+  t.after(() => pool.close());
+  assert.equal(await pool.ping(), true, 'the pool works (the watch does not stand in its way)');
+  await eventually('the warning', 5000, async () => warnings.some((message) => message.includes(`${refusing.port} refused SUBSCRIBE +switch-master`)));
+  assert.equal(warnings.filter((message) => message.includes('refused SUBSCRIBE')).length, 1, `only the refusing sentinel is named: ${warnings.join(' | ')}`);
 });
