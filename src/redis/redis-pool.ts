@@ -359,6 +359,9 @@ export class RedisPool {
     client.on('ready', () => this.#outage.back());
     try {
       await withTimeout(client.connect(), this.config.connect_timeout_ms, 'connect');
+      // Right after a switch a sentinel that has not heard of it yet names the old master: leave
+      // it before anything is sent there (the library load is a write).
+      if (!this.#atMaster(client)) throw new Error(`reached ${endpoint(client)}, not the master the sentinels announced (${this.#master})`);
       // Not fatal: a Redis out of memory refuses FUNCTION LOAD but still serves reads; a missing
       // library is loaded again on "Function not found".
       await loadLibrary(client).catch((error: Error) => trace('pool %s: function load: %s', this.name, error.message));
@@ -367,8 +370,6 @@ export class RedisPool {
       trace('pool %s: connection created', this.name);
       this.#lastConnectError = null;
       this.#outage.back();
-      // Right after a switch a sentinel that has not heard of it yet names the old master.
-      if (!this.#atMaster(client)) throw new Error(`reached ${endpoint(client)}, not the master the sentinels announced (${this.#master})`);
       this.#lastUsed.set(client, Date.now());
       // The sentinels named a new master while it connected: it may have reached the old one.
       if (this.#switches !== switches) this.#suspect.add(client);

@@ -11,12 +11,12 @@ import { WsClient } from '../support/ws-client.js';
 import { ReplyDroppingProxy } from '../support/reply-dropping-proxy.js';
 import { FUNCTION } from '../../src/redis/redis-functions.js';
 
-async function startBehindProxy(t: TestContext) {
+async function startBehindProxy(t: TestContext, timeouts = { acquire_timeout_ms: '1000', command_timeout_ms: '2000' }) {
   const server = await RedisServer.start();
   t.after(() => server.stop());
   const proxy = await ReplyDroppingProxy.start(server.port);
   t.after(() => proxy.close());
-  const app = await startApp({ redis_connection_pool: { default: { port: String(proxy.port), acquire_timeout_ms: '1000', command_timeout_ms: '2000' } } });
+  const app = await startApp({ redis_connection_pool: { default: { port: String(proxy.port), ...timeouts } } });
   t.after(() => app.close());
   return { server, proxy, app };
 }
@@ -66,12 +66,7 @@ test('a lost reply of a login: the login is whole, announced, and keeps the data
 });
 
 test('a login whose reply is lost past command_timeout_ms: Redis ran it, so the visitor gets the new session, not an orphan', async (t) => {
-  const server = await RedisServer.start();
-  t.after(() => server.stop());
-  const proxy = await ReplyDroppingProxy.start(server.port);
-  t.after(() => proxy.close());
-  const app = await startApp({ redis_connection_pool: { default: { port: String(proxy.port), acquire_timeout_ms: '1500', command_timeout_ms: '400' } } });
-  t.after(() => app.close());
+  const { server, proxy, app } = await startBehindProxy(t, { acquire_timeout_ms: '1500', command_timeout_ms: '400' });
   const alice = new Client(app.url);
   assert.equal((await alice.post('/api/basket/items', { sku: 'tea', qty: 2 })).status, 201);
   const before = alice.sessionId();

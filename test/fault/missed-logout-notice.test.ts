@@ -5,7 +5,7 @@
  * expiry sweep later (up to 30 s with the default lifespan). Found by the history checker.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import type { KeepsakeConfigInput } from '../../src/index.js';
 import { startApp } from '../support/app-server.js';
 import { FaultProxy } from '../support/fault-proxy.js';
@@ -13,16 +13,22 @@ import { Client } from '../support/http-client.js';
 import { RedisServer } from '../support/redis-server.js';
 import { WsClient } from '../support/ws-client.js';
 
-test('a logout missed while the subscriber was away closes its sockets (4401) within a second or two of the link coming back', async (t) => {
+/** Node A talks to Redis straight, node B through a FaultProxy; both share one key prefix. */
+async function twoNodes(t: TestContext) {
   const redis = await RedisServer.start();
   t.after(() => redis.stop());
   const proxy = await FaultProxy.start(redis.port);
   t.after(() => proxy.close());
   const pool = (port: number) => ({ default: { port: String(port) } }) as KeepsakeConfigInput['redis_connection_pool'];
-  const a = await startApp({ redis_connection_pool: pool(redis.port) }); // node A: straight to Redis
+  const a = await startApp({ redis_connection_pool: pool(redis.port) });
   t.after(() => a.close());
-  const b = await startApp({ redis_connection_pool: pool(proxy.port), session: { key_prefix: a.prefix } }); // node B: through the proxy
+  const b = await startApp({ redis_connection_pool: pool(proxy.port), session: { key_prefix: a.prefix } });
   t.after(() => b.close());
+  return { proxy, a, b };
+}
+
+test('a logout missed while the subscriber was away closes its sockets (4401) within a second or two of the link coming back', async (t) => {
+  const { proxy, a, b } = await twoNodes(t);
 
   const browser = new Client(a.url);
   assert.equal((await browser.post('/api/login', { username: 'mia' })).status, 200);
@@ -44,15 +50,7 @@ test('a logout missed while the subscriber was away closes its sockets (4401) wi
 });
 
 test('two logins in a row while a node hears late: its socket, having missed the second rename, is closed (4401) rather than left on an id no notice reaches', async (t) => {
-  const redis = await RedisServer.start();
-  t.after(() => redis.stop());
-  const proxy = await FaultProxy.start(redis.port);
-  t.after(() => proxy.close());
-  const pool = (port: number) => ({ default: { port: String(port) } }) as KeepsakeConfigInput['redis_connection_pool'];
-  const a = await startApp({ redis_connection_pool: pool(redis.port) });
-  t.after(() => a.close());
-  const b = await startApp({ redis_connection_pool: pool(proxy.port), session: { key_prefix: a.prefix } });
-  t.after(() => b.close());
+  const { proxy, a, b } = await twoNodes(t);
 
   const browser = new Client(a.url);
   assert.equal((await browser.put('/api/name', { name: 'Mia' })).status, 200);
